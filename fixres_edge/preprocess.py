@@ -1,0 +1,460 @@
+"""``Preprocessor``: validate an image, plan its geometry (cached), run the fused kernel.
+
+Everything that decides (validation, geometry, tables, channel order, normalization constants)
+happens here in Python and is cached per input shape; the kernels only loop.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from numbers import Integral, Real
+from typing import Sequence
+
+import numpy as np
+
+from fixres_edge import geometry
+from fixres_edge.tables import INTERPOLATIONS, AxisTable, axis_table
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+LAYOUTS = ("NCHW", "NHWC")
+DTYPES = ("float32", "uint8", "float16")
+CROPS = ("center", "smart")
+
+# Interleaved 8-bit formats: channel count and where R, G, B sit in a pixel.
+INTERLEAVED_FORMATS = {
+    "BGR": (3, (2, 1, 0)),
+    "RGB": (3, (0, 1, 2)),
+    "BGRA": (4, (2, 1, 0)),
+    "RGBA": (4, (0, 1, 2)),
+    "GRAY": (1, (0, 0, 0)),
+}
+# Camera YUV formats (4:2:0 / 4:2:2), converted inside the kernel.
+YUV_FORMATS = ("NV12", "NV21", "I420", "YUYV")
+INPUT_FORMATS = tuple(INTERLEAVED_FORMATS) + YUV_FORMATS
+
+# Plans cached per Preprocessor (input shape and strides -> tables). Each plan holds two small
+# tables (a few KB); the bound keeps a stream of odd sizes from growing memory.
+PLAN_CACHE_SIZE = 64
+
+
+def _choices(values) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _normalize_size(size) -> tuple[int, int]:
+    if isinstance(size, Integral) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2 and all(
+            isinstance(s, Integral) and not isinstance(s, bool) for s in size):
+        size = (int(size[0]), int(size[1]))
+    else:
+        raise ValueError(f"size must be an int or a (height, width) pair of ints, got {size!r}")
+    if size[0] <= 0 or size[1] <= 0:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return size
+
+
+def _three(name: str, values) -> tuple[float, float, float]:
+    if isinstance(values, Real):
+        values = (values,)
+    try:
+        values = tuple(float(v) for v in values)
+    except TypeError:
+        raise TypeError(f"{name} must be a number or a sequence of 1 or 3 numbers, got {values!r}") from None
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise ValueError(f"{name} must have 1 or 3 values (one per RGB channel), got {len(values)}: {values!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name} must be finite, got {values!r}")
+    return values
+
+
+def _choice(name: str, value, valid, normalize=str.lower):
+    if not isinstance(value, str) or normalize(value) not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {_choices(valid)}")
+    return normalize(value)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What a ``Preprocessor`` does, validated and normalized.
+
+    Attributes mirror the ``Preprocessor`` parameters; ``size`` is always ``(height, width)`` and
+    ``mean``/``std`` always three values in RGB order, in [0, 1] units (torchvision convention).
+    """
+
+    size: tuple[int, int] = (224, 224)
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+    antialias: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    input_format: str = "BGR"
+    layout: str = "NCHW"
+    dtype: str = "float32"
+    threads: int | None = None
+    crop: str = "center"
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "size", _normalize_size(self.size))
+        crop_pct = self.crop_pct
+        if isinstance(crop_pct, bool) or not isinstance(crop_pct, Real) or not (0.0 < float(crop_pct) <= 1.0):
+            raise ValueError(f"crop_pct must be a number in (0, 1], got {crop_pct!r}")
+        set_(self, "crop_pct", float(crop_pct))
+        set_(self, "interpolation", _choice("interpolation", self.interpolation, INTERPOLATIONS))
+        if not isinstance(self.antialias, (bool, np.bool_)):
+            raise TypeError(f"antialias must be True or False, got {self.antialias!r}")
+        set_(self, "antialias", bool(self.antialias))
+        set_(self, "mean", _three("mean", self.mean))
+        std = _three("std", self.std)
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {std!r}")
+        set_(self, "std", std)
+        set_(self, "input_format", _choice("input_format", self.input_format, INPUT_FORMATS, str.upper))
+        set_(self, "layout", _choice("layout", self.layout, LAYOUTS, str.upper))
+        set_(self, "dtype", _choice("dtype", np.dtype(self.dtype).name if isinstance(self.dtype, type) else self.dtype,
+                                    DTYPES))
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, Integral)
+                                         or self.threads < 1):
+            raise ValueError(f"threads must be None or a positive int, got {self.threads!r}")
+        set_(self, "crop", _choice("crop", self.crop, CROPS))
+
+    @property
+    def min_short_side(self) -> int:
+        """Short side a source needs so the resize never upscales (the decoder may reduce down to it)."""
+        return geometry.min_short_side(self.size, self.crop_pct)
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """Everything the kernel needs for one input geometry (cached)."""
+
+    geometry: geometry.ResizeCrop
+    y: AxisTable
+    x: AxisTable
+
+
+def _as_source(image, input_format: str):
+    """Validate ``image`` for ``input_format`` and describe its memory for the kernel.
+
+    Returns ``(flat, base, row_stride, pixel_stride, channel_stride, channels, h, w)`` where
+    ``flat`` is a 1-D uint8 view covering the image's bytes (no copy) and the strides are in bytes.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array (H, W, C) of uint8, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"image dtype must be uint8, got {image.dtype}; convert first "
+                        f"(e.g. np.clip(x * 255, 0, 255).astype(np.uint8) for [0, 1] floats)")
+    channels, _ = INTERLEAVED_FORMATS[input_format]
+    if channels == 1 and image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    expected = "(H, W)" if channels == 1 else f"(H, W, {channels})"
+    if (channels == 1 and image.ndim != 2) or (channels > 1 and (image.ndim != 3 or image.shape[2] != channels)):
+        raise ValueError(f"image of shape {image.shape} does not fit input_format {input_format!r}, "
+                         f"which expects {expected}; valid formats: {_choices(INTERLEAVED_FORMATS)}")
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    strides = image.strides if image.ndim == 3 else image.strides + (1,)
+    row_stride, pixel_stride, channel_stride = strides
+    if image.flags.c_contiguous:
+        return image.reshape(-1), 0, row_stride, pixel_stride, channel_stride, channels, h, w
+    # A 1-D byte view from the lowest to the highest address the image touches.
+    low = sum((n - 1) * s for n, s in zip(image.shape, image.strides) if s < 0)
+    high = sum((n - 1) * s for n, s in zip(image.shape, image.strides) if s > 0)
+    lowest = image[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in image.strides)]
+    flat = np.lib.stride_tricks.as_strided(lowest, shape=(high - low + 1,), strides=(1,), writeable=False)
+    return flat, -low, row_stride, pixel_stride, channel_stride, channels, h, w
+
+
+class Preprocessor:
+    """Turn an image into a model input: resize (aspect kept) + center crop + color + normalize + layout.
+
+    One fused pass computes only the pixels inside the crop window.
+
+    Parameters
+    ----------
+    size : int or (int, int), default 224
+        Output (height, width). An int means a square.
+    crop_pct : float, default 0.875
+        torchvision/timm convention: resize so the short side is ``int(size / crop_pct)``, then
+        center-crop ``size``. 1.0 resizes the short side straight to ``size``.
+    interpolation : {"bilinear", "bicubic", "nearest", "area"}, default "bilinear"
+    antialias : bool, default True
+        Widen bilinear/bicubic filters when shrinking, as Pillow (and torchvision on PIL images) do.
+        False matches OpenCV ``INTER_LINEAR``/``INTER_CUBIC``. "nearest" and "area" ignore it.
+    mean, std : float or 3 floats, default ImageNet
+        In [0, 1] units and RGB order; float output is ``(x / 255 - mean) / std``.
+    input_format : {"BGR", "RGB", "BGRA", "RGBA", "GRAY", "NV12", "NV21", "I420", "YUYV"}, default "BGR"
+        Layout of the 8-bit input arrays (OpenCV decodes to BGR).
+    layout : {"NCHW", "NHWC"}, default "NCHW"
+    dtype : {"float32", "uint8", "float16"}, default "float32"
+        "uint8" returns the resized RGB pixels without normalization (for quantized models).
+    threads : int or None
+        Threads for one call (parallel over output rows). None uses Numba's default. Global thread
+        settings are restored after each call.
+    crop : {"center", "smart"}, default "center"
+        "smart" shifts the crop window along the long axis toward the region with the most edges.
+
+    Notes
+    -----
+    ``pre(image)`` returns shape ``(1, 3, h, w)`` for NCHW or ``(1, h, w, 3)`` for NHWC, of
+    ``dtype``, C-contiguous. Channels are always RGB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fixres_edge import Preprocessor
+    >>> pre = Preprocessor(size=224)
+    >>> frame = np.zeros((480, 640, 3), np.uint8)
+    >>> pre(frame).shape
+    (1, 3, 224, 224)
+    """
+
+    def __init__(self, size=224, crop_pct=0.875, interpolation="bilinear", antialias=True,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, input_format="BGR", layout="NCHW",
+                 dtype="float32", threads=None, crop="center"):
+        self._setup(PreprocessConfig(size=size, crop_pct=crop_pct, interpolation=interpolation,
+                                     antialias=antialias, mean=mean, std=std, input_format=input_format,
+                                     layout=layout, dtype=dtype, threads=threads, crop=crop))
+
+    @classmethod
+    def from_config(cls, config: PreprocessConfig) -> "Preprocessor":
+        """A Preprocessor for an existing (validated) config."""
+        self = cls.__new__(cls)
+        self._setup(config)
+        return self
+
+    def _setup(self, config: PreprocessConfig) -> None:
+        self.config = config
+        mean = np.asarray(config.mean, np.float64)
+        std = np.asarray(config.std, np.float64)
+        if config.dtype == "uint8":
+            self._scale = np.ones(3, np.float32)
+            self._bias = np.zeros(3, np.float32)
+        else:
+            # (x / 255 - mean) / std == x * (1 / (255 std)) + (-mean / std): one FMA per value.
+            self._scale = (1.0 / (255.0 * std)).astype(np.float32)
+            self._bias = (-mean / std).astype(np.float32)
+        self._out_dtype = np.dtype(config.dtype)
+        self._plans: OrderedDict = OrderedDict()
+        self._plans_lock = threading.Lock()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Preprocessor(size={c.size}, crop_pct={c.crop_pct}, interpolation={c.interpolation!r}, "
+                f"antialias={c.antialias}, mean={c.mean}, std={c.std}, input_format={c.input_format!r}, "
+                f"layout={c.layout!r}, dtype={c.dtype!r}, threads={c.threads}, crop={c.crop!r})")
+
+    def replace(self, **changes) -> "Preprocessor":
+        """A new Preprocessor with some parameters changed (``dataclasses.replace`` on the config)."""
+        return Preprocessor.from_config(replace(self.config, **changes))
+
+    @property
+    def min_short_side(self) -> int:
+        """Short side (pixels) a source needs so that the resize never has to upscale."""
+        return self.config.min_short_side
+
+    def out_shape(self, n: int = 1) -> tuple[int, int, int, int]:
+        """Output shape for a batch of ``n``: (n, 3, h, w) for NCHW, (n, h, w, 3) for NHWC."""
+        h, w = self.config.size
+        return (n, 3, h, w) if self.config.layout == "NCHW" else (n, h, w, 3)
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, in_h: int, in_w: int, shift: tuple[int, int] = (0, 0)) -> _Plan:
+        """Geometry and per-axis tables for an ``in_h`` x ``in_w`` source (cached, bounded LRU)."""
+        key = (in_h, in_w, shift)
+        plans = self._plans
+        with self._plans_lock:
+            cached = plans.get(key)
+            if cached is not None:
+                plans.move_to_end(key)
+                return cached
+        c = self.config
+        g = geometry.plan_resize_crop(in_h, in_w, c.size, c.crop_pct, shift)
+        shrinking = g.resized_h <= in_h and g.resized_w <= in_w
+        y = axis_table(in_h, g.resized_h, g.top, g.out_h, c.interpolation, c.antialias, shrinking)
+        x = axis_table(in_w, g.resized_w, g.left, g.out_w, c.interpolation, c.antialias, shrinking)
+        made = _Plan(g, y, x)
+        with self._plans_lock:
+            plans[key] = made
+            plans.move_to_end(key)
+            while len(plans) > PLAN_CACHE_SIZE:
+                plans.popitem(last=False)
+        return made
+
+    def workspace(self, name: str, shape: tuple[int, int], dtype) -> np.ndarray:
+        """A per-thread 2-D work buffer of at least ``shape``, grown on demand and then reused.
+
+        Kernels get their scratch memory from here so that steady-state calls allocate nothing;
+        one buffer per calling thread keeps concurrent calls independent.
+        """
+        buffers = self._local.__dict__.setdefault("workspace", {})
+        buf = buffers.get(name)
+        if buf is None or buf.shape[0] < shape[0] or buf.shape[1] < shape[1]:
+            rows = max(shape[0], 0 if buf is None else buf.shape[0])
+            cols = max(shape[1], 0 if buf is None else buf.shape[1])
+            buf = np.zeros((rows, cols), dtype)
+            buffers[name] = buf
+        return buf
+
+    def chunks_for(self, out_h: int) -> int:
+        """Row bands (= threads) a call with ``out_h`` output rows runs on."""
+        return _chunk_count(self.config.threads, out_h)
+
+    def _check_out(self, out, n: int) -> np.ndarray:
+        shape = self.out_shape(n)
+        if out is None:
+            return np.empty(shape, self._out_dtype)
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy array of shape {shape} and dtype {self._out_dtype}, "
+                            f"got {type(out).__name__}")
+        if out.shape != shape or out.dtype != self._out_dtype:
+            raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; expected shape {shape} "
+                             f"and dtype {self._out_dtype}")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError("out must be C-contiguous and writeable")
+        return out
+
+    # ------------------------------------------------------------------ running
+    def __call__(self, image: np.ndarray, out: np.ndarray | None = None,
+                 input_format: str | None = None, *, width: int | None = None) -> np.ndarray:
+        """Preprocess one image.
+
+        Parameters
+        ----------
+        image : ndarray of uint8
+            (H, W, C) for interleaved formats, (H, W) for GRAY, (H * 3 // 2, W) for NV12/NV21/I420,
+            (H, W, 2) for YUYV. Any strides; views are read in place.
+        out : ndarray, optional
+            Destination of shape ``out_shape(1)`` and the configured dtype, C-contiguous.
+        input_format : str, optional
+            Overrides the configured ``input_format`` for this call.
+        width : int, optional
+            YUV frames only: the image width when the array's rows are padded (e.g. picamera2's
+            ``(H * 3 // 2, stride)`` I420 arrays).
+
+        Returns
+        -------
+        ndarray
+            ``(1, 3, h, w)`` (NCHW) or ``(1, h, w, 3)`` (NHWC) of the configured dtype.
+        """
+        out = self._check_out(out, 1)
+        self._run(image, out[0], input_format, width)
+        return out
+
+    def batch(self, images: Sequence[np.ndarray], out: np.ndarray | None = None,
+              input_format: str | None = None) -> np.ndarray:
+        """Preprocess a list of images of any sizes into one ``(N, ...)`` array.
+
+        Returns
+        -------
+        ndarray
+            ``(N, 3, h, w)`` (NCHW) or ``(N, h, w, 3)`` (NHWC) of the configured dtype.
+        """
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)
+        if not isinstance(images, Sequence) or isinstance(images, (str, bytes)):
+            raise TypeError(f"images must be a list of arrays, got {type(images).__name__}")
+        out = self._check_out(out, len(images))
+        for i, image in enumerate(images):
+            self._run(image, out[i], input_format)
+        return out
+
+    def load(self, source, out: np.ndarray | None = None) -> np.ndarray:
+        """Decode ``source`` (path, bytes or file object) at the smallest size that suffices, then preprocess.
+
+        JPEGs are decoded with DCT-domain reduction (1/2, 1/4, 1/8) while the short side stays
+        at least ``min_short_side``.
+
+        Returns
+        -------
+        ndarray
+            Same as ``__call__``.
+        """
+        from fixres_edge.decode import load_image
+
+        image = load_image(source, min_short_side=self.min_short_side)
+        return self(image, out=out, input_format="BGR")
+
+    def _run(self, image, out: np.ndarray, input_format: str | None, width: int | None = None) -> None:
+        fmt = self.config.input_format if input_format is None else _choice(
+            "input_format", input_format, INPUT_FORMATS, str.upper)
+        if fmt in YUV_FORMATS:
+            from fixres_edge.yuv import run_yuv
+
+            run_yuv(self, image, out, fmt, width)
+            return
+        flat, base, row_stride, pixel_stride, channel_stride, channels, h, w = _as_source(image, fmt)
+        shift = (0, 0)
+        if self.config.crop == "smart":
+            from fixres_edge.smart_crop import smart_shift
+
+            shift = smart_shift(image, fmt, self.config)
+        plan = self.plan(h, w, shift)
+        source = (flat, base, row_stride, pixel_stride, channel_stride, channels,
+                  plan.y.start, plan.y.weights, plan.x.start, plan.x.weights, plan.x.lo, plan.x.hi,
+                  _CHANNEL_MAPS[fmt])
+        self._launch_kernel(_interleaved_kernel(), source, (plan.x.hi - plan.x.lo) * channels,
+                            plan.geometry.out_h, plan.geometry.out_w, out)
+
+    def _launch_kernel(self, pair, source_args: tuple, span: int, out_h: int, out_w: int, out: np.ndarray) -> None:
+        """Run a kernel pair (serial or parallel) on one output item; ``span`` = floats of blended source row."""
+        chunks = self.chunks_for(out_h)
+        # Per chunk: the vertically blended source row, then three planar output rows.
+        scratch = self.workspace("rows", (chunks, span + 3 * out_w), np.float32)
+        target = out
+        if self._out_dtype == np.float16:
+            # Numba has no float16 arithmetic: compute float32, then one numpy cast.
+            target = self._float32_buffer(out.shape)
+        # float32 NCHW output is written directly by the horizontal pass; other dtypes and layouts
+        # go through a small per-row store loop.
+        direct = self.config.layout == "NCHW" and target.dtype == np.float32
+        args = (*source_args, self._scale, self._bias, self._out_dtype == np.uint8,
+                self.config.layout == "NHWC", target, target if direct else _NO_PLANAR, direct, scratch, chunks)
+        if chunks == 1:
+            pair.serial(*args)
+        else:
+            from fixres_edge._jit import PARALLEL_LAUNCH_LOCK, thread_count
+
+            with PARALLEL_LAUNCH_LOCK, thread_count(chunks):
+                pair.parallel(*args)
+        if target is not out:
+            np.copyto(out, target, casting="same_kind")
+
+    def _float32_buffer(self, shape) -> np.ndarray:
+        buf = getattr(self._local, "float32_out", None)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, np.float32)
+            self._local.float32_out = buf
+        return buf
+
+
+_CHANNEL_MAPS = {fmt: np.asarray(order, np.int64) for fmt, (_, order) in INTERLEAVED_FORMATS.items()}
+for _map in _CHANNEL_MAPS.values():
+    _map.setflags(write=False)
+
+
+_NO_PLANAR = np.zeros((3, 1, 1), np.float32)
+
+
+def _interleaved_kernel():
+    from fixres_edge.kernels.resample import resample_interleaved
+
+    return resample_interleaved
+
+
+def _chunk_count(threads: int | None, out_h: int) -> int:
+    """How many row bands (= threads) to run: ``threads`` or Numba's current default, at most one per row."""
+    if threads is None:
+        from fixres_edge._jit import configure_numba
+
+        threads = configure_numba().get_num_threads()
+    return max(1, min(threads, out_h))

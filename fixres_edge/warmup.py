@@ -1,0 +1,60 @@
+"""Compile (or load from the cache) every kernel signature the library uses, ahead of the first frame.
+
+Numba compiles lazily; a cold first call costs seconds per signature. ``warmup()`` pays that once,
+on the device (a cache is only valid for the CPU model that wrote it), e.g. at app start-up or in a
+deployment step with ``fixres-edge warmup``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fixres_edge.preprocess import DTYPES, INTERLEAVED_FORMATS, LAYOUTS, YUV_FORMATS, Preprocessor
+
+
+def _samples():
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    yield "BGR", bgr
+    yield "BGRA", rng.integers(0, 256, (12, 16, 4), dtype=np.uint8)
+    yield "GRAY", rng.integers(0, 256, (12, 16), dtype=np.uint8)
+    yield "NV12", rng.integers(0, 256, (18, 16), dtype=np.uint8)
+
+
+def warmup(threads: tuple[int | None, ...] = (1, None), dtypes=DTYPES, layouts=LAYOUTS,
+           verbose: bool = False) -> dict[str, float]:
+    """Compile every kernel signature for the given thread settings, dtypes and layouts.
+
+    Parameters
+    ----------
+    threads : tuple of (int or None)
+        Thread settings to prepare: 1 compiles the serial kernels, None (or > 1) the parallel ones.
+    dtypes, layouts : sequences of str
+        Output dtypes and layouts to prepare (default: all).
+    verbose : bool
+        Print one line per signature.
+
+    Returns
+    -------
+    dict
+        Seconds spent per (format, dtype, layout, threads) key, as strings.
+    """
+    spent: dict[str, float] = {}
+    for fmt, image in _samples():
+        for dtype in dtypes:
+            for layout in layouts:
+                for thread_setting in threads:
+                    # A size that needs every code path: shrink with 2+ taps on both axes.
+                    pre = Preprocessor(size=4, crop_pct=0.875, input_format=fmt, dtype=dtype, layout=layout,
+                                       threads=None if thread_setting is None else max(1, thread_setting))
+                    start = time.perf_counter()
+                    pre(image)
+                    key = f"{fmt}/{dtype}/{layout}/threads={thread_setting}"
+                    spent[key] = time.perf_counter() - start
+                    if verbose:
+                        print(f"{key:40s} {spent[key] * 1000:8.1f} ms")
+    return spent
+
+
+__all__ = ["warmup", "INTERLEAVED_FORMATS", "YUV_FORMATS"]
