@@ -1,0 +1,172 @@
+"""``fixres-edge classify``: label photos with an ONNX classifier (the bundled one by default)."""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+NAME = "classify"
+HELP = "classify image files, directories, or globs (default: a demo photo)"
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+DEMO_PHOTO = "grace_hopper.jpg"
+_GLOB_CHARS = set("*?[")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="image files, directories (their image files, sorted), or glob patterns; "
+                             f"none: matplotlib's sample photo {DEMO_PHOTO}")
+    parser.add_argument("--model", metavar="M", default=None,
+                        help="ONNX model file, or 'int8' for the bundled int8 model (default: bundled fp32)")
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument("--res", type=int, metavar="N", default=None,
+                       help="input size (default: the model's training size or its policy)")
+    scale.add_argument("--policy", metavar="FILE", default=None,
+                       help="scale policy JSON (single size, cascade, or ensemble) from 'calibrate'")
+    parser.add_argument("--topk", type=int, metavar="K", default=5, help="classes per image (default 5)")
+    parser.add_argument("--threads", type=int, metavar="T", default=None,
+                        help="threads for inference and preprocessing (default: all cores)")
+    parser.add_argument("--full-decode", action="store_true",
+                        help="decode JPEGs at full size (default: DCT-reduced as far as the size allows)")
+    parser.add_argument("-r", "--recursive", action="store_true", help="also look in subdirectories")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def demo_photo() -> Path:
+    """matplotlib's sample photo ``grace_hopper.jpg`` (matplotlib is part of the demo extra)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError("the demo photo comes with matplotlib: pip install fixres-edge[demo] "
+                           "(or give an image path)") from None
+    path = Path(matplotlib.get_data_path()) / "sample_data" / DEMO_PHOTO
+    if not path.is_file():
+        try:
+            from matplotlib import cbook
+
+            path = Path(cbook.get_sample_data(DEMO_PHOTO, asfileobj=False))
+        except (ImportError, OSError, ValueError):
+            pass
+    if not path.is_file():
+        raise FileNotFoundError(f"matplotlib's sample photo {DEMO_PHOTO} was not found (looked in {path.parent})")
+    return path
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+
+
+def expand_paths(args: list[str], recursive: bool = False) -> list[tuple[str, str | None]]:
+    """Expand PATH arguments into ``(path, error)`` items, in argument order.
+
+    Files are kept as given (whatever their extension); a directory gives its image files sorted by
+    name; a glob gives its matches sorted. An argument that yields nothing becomes one item with an
+    error message, so the caller reports it like an unreadable file.
+    """
+    items: list[tuple[str, str | None]] = []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = path.rglob("*") if recursive else path.iterdir()
+            files = sorted((p for p in found if _is_image(p)), key=lambda p: str(p))
+            if not files:
+                items.append((arg, f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in directory {arg}"))
+            items.extend((str(p), None) for p in files)
+        elif path.exists():
+            items.append((arg, None))
+        elif _GLOB_CHARS & set(arg):
+            matches = sorted(m for m in glob.glob(arg, recursive=True) if os.path.isfile(m))
+            if not matches:
+                items.append((arg, f"no files match {arg}"))
+            items.extend((m, None) for m in matches)
+        else:
+            items.append((arg, f"file not found: {arg}"))
+    return items
+
+
+def _table_header(path_width: int, label_width: int) -> str:
+    return (f"{'path':<{path_width}}  {'rank':>4}  {'label':<{label_width}}  {'prob':>6}  "
+            f"{'size':>4}  {'ms':>7}")
+
+
+def _table_rows(prediction, path_width: int, label_width: int, shown_path: str | None = None) -> list[str]:
+    rows = []
+    for rank, item in enumerate(prediction.top, start=1):
+        first = rank == 1
+        path = (shown_path or prediction.path) if first else ""
+        size = str(prediction.size) if first else ""
+        ms = f"{prediction.timings_ms['total']:.1f}" if first else ""
+        rows.append(f"{path:<{path_width}}  {rank:>4}  {item.label:<{label_width}}  {item.prob:>6.4f}  "
+                    f"{size:>4}  {ms:>7}")
+    return rows
+
+
+def _json_record(prediction) -> dict:
+    timings = {k: round(v, 3) for k, v in prediction.timings_ms.items()}
+    record = {
+        "path": prediction.path,
+        "top": [{"index": t.index, "label": t.label, "prob": round(t.prob, 6)} for t in prediction.top],
+        "size": prediction.size,
+        "timings_ms": timings,
+    }
+    if len(prediction.scales) > 1 or len(prediction.per_scale) > 1:
+        record["scales"] = [s.to_dict() for s in prediction.scales]
+        record["per_scale"] = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in p.items()}
+                               for p in prediction.per_scale]
+    return record
+
+
+def _error_text(path: str, message: str) -> str:
+    # Decoder messages usually name the file already.
+    return message if path in message else f"{path}: {message}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from fixres_edge.runtime import ITEM_ERRORS, Classifier, one_line
+
+    if args.topk < 1:
+        raise ValueError(f"--topk must be >= 1, got {args.topk}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    items = expand_paths(args.paths, args.recursive) if args.paths else [(str(demo_photo()), None)]
+    classifier = Classifier(model=args.model, policy=args.policy, threads=args.threads, size=args.res,
+                            reduced_decode=not args.full_decode)
+    # Kernel compilation / ORT first-run setup would otherwise be billed to the first file.
+    classifier.warmup()
+    debug = bool(getattr(args, "debug", False))
+    out = sys.stdout
+    # The demo photo lives deep in site-packages: show its name only.
+    shown = {items[0][0]: DEMO_PHOTO} if not args.paths else {}
+    path_width = max([len(shown.get(p, p)) for p, _ in items] + [4])
+    label_width = min(max((len(name) for name in classifier.labels), default=5), 32)
+    header_done = False
+    failed = 0
+    for path, problem in items:
+        prediction = None
+        if problem is None:
+            try:
+                prediction = classifier.predict(path, topk=args.topk)
+            except ITEM_ERRORS as error:
+                if debug:
+                    traceback.print_exc(file=sys.stderr)
+                problem = one_line(error)
+        if prediction is None:
+            failed += 1
+            if args.json:
+                print(json.dumps({"path": path, "error": problem}), file=out, flush=True)
+            else:
+                print(f"fixres-edge classify: error: {_error_text(path, problem)}", file=sys.stderr, flush=True)
+            continue
+        if args.json:
+            print(json.dumps(_json_record(prediction)), file=out, flush=True)
+            continue
+        if not header_done:
+            print(_table_header(path_width, label_width), file=out)
+            header_done = True
+        print("\n".join(_table_rows(prediction, path_width, label_width, shown.get(path))), file=out, flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,336 @@
+"""FixRes scale policies: which input sizes a classifier runs at, and how their answers combine.
+
+A *scale* is a pair (input size R, crop_pct): resize the short side to ``int(R / crop_pct)``,
+center-crop R x R. A :class:`ScalePolicy` holds a reduced scale set and a mode:
+
+* ``"single"``: one scale.
+* ``"cascade"``: run the scales low to high; stop at the first one whose top probability reaches
+  ``threshold`` (the model is sure enough); answer with that scale's probabilities
+  (``combine="last"``) or with the mean over the scales run (``combine="mean"``).
+* ``"ensemble"``: average the probabilities of every scale (multi-scale test-time averaging).
+
+:func:`run_policy` executes a policy given ``infer(scale) -> probs``; it is pure logic, so it is
+tested without a model. Policies are saved as JSON (:meth:`ScalePolicy.save`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+MODES = ("single", "cascade", "ensemble")
+COMBINES = ("last", "mean")
+POLICY_FORMAT = "fixres_edge.scale_policy"
+POLICY_VERSION = 1
+#: FixRes rule: test sizes relative to the training size (about 0.86x, 1x, 1.14x, 1.29x).
+FIXRES_FACTORS = (6 / 7, 1.0, 8 / 7, 9 / 7)
+#: crop_pct values a static-size model can vary instead of its size (zoom levels).
+STATIC_CROP_PCTS = (1.0, 0.875, 0.75)
+DEFAULT_TRAIN_SIZE = 224
+DEFAULT_CROP_PCT = 0.875
+DEFAULT_STRIDE = 32
+
+
+@dataclass(frozen=True, order=True)
+class Scale:
+    """One evaluation scale: input size ``size`` (pixels) and ``crop_pct`` in (0, 1]."""
+
+    size: int
+    crop_pct: float = DEFAULT_CROP_PCT
+
+    def __post_init__(self):
+        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 1:
+            raise ValueError(f"scale size must be a positive integer, got {self.size!r}")
+        crop = self.crop_pct
+        if isinstance(crop, bool) or not isinstance(crop, (int, float, np.floating)) or not 0.0 < float(crop) <= 1.0:
+            raise ValueError(f"scale crop_pct must be in (0, 1], got {crop!r}")
+        object.__setattr__(self, "size", int(self.size))
+        object.__setattr__(self, "crop_pct", float(crop))
+
+    @property
+    def resize(self) -> int:
+        """Short side after the resize: ``int(size / crop_pct)``."""
+        return int(self.size / self.crop_pct)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "crop_pct": self.crop_pct}
+
+    @classmethod
+    def coerce(cls, value: Any) -> "Scale":
+        """A Scale from a Scale, a ``(size, crop_pct)`` pair, or a ``{"size", "crop_pct"}`` dict."""
+        if isinstance(value, Scale):
+            return value
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"size", "crop_pct"}
+            if unknown or "size" not in value:
+                raise ValueError(f"a scale must be {{\"size\": int, \"crop_pct\": float}}, got {dict(value)!r}")
+            return cls(value["size"], value.get("crop_pct", DEFAULT_CROP_PCT))
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 2:
+            return cls(value[0], value[1])
+        raise ValueError(f"a scale must be a Scale, (size, crop_pct), or a dict; got {value!r}")
+
+    def __str__(self) -> str:
+        return f"{self.size}@{self.crop_pct:g}"
+
+
+def _json_dict(value: Any, key: str) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"policy field {key!r} must be a JSON object with string keys, got {value!r}")
+    try:
+        json.dumps(dict(value))
+    except (TypeError, ValueError):
+        raise ValueError(f"policy field {key!r} must hold JSON values only, got {value!r}") from None
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class ScalePolicy:
+    """A reduced scale set and how to run it (see the module docstring).
+
+    Attributes
+    ----------
+    model : str or None
+        Name of the model the policy was chosen for (informative; not enforced).
+    scales : tuple of Scale
+        In run order (low to high for a cascade).
+    mode : {"single", "cascade", "ensemble"}
+    threshold : float or None
+        Cascade: escalate to the next scale while the top probability is below this, in (0, 1].
+    combine : {"last", "mean"}
+        Cascade answer: the last scale's probabilities or the mean over the scales run.
+    accuracy, latency_ms : dict or None
+        What the policy measured when it was chosen (e.g. ``{"top1": 0.889, "n": 500}``).
+    device : str or None
+        Where the latency was measured.
+    notes : str
+    """
+
+    model: str | None = None
+    scales: tuple[Scale, ...] = ()
+    mode: str = "single"
+    threshold: float | None = None
+    combine: str = "last"
+    accuracy: dict | None = field(default=None, hash=False)
+    latency_ms: dict | None = field(default=None, hash=False)
+    device: str | None = None
+    notes: str = ""
+
+    def __post_init__(self):
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        if isinstance(self.scales, (str, bytes, Mapping)) or not isinstance(self.scales, Sequence):
+            raise ValueError(f"policy scales must be a list of scales, got {self.scales!r}")
+        scales = tuple(Scale.coerce(s) for s in self.scales)
+        put("scales", scales)
+        if self.mode not in MODES:
+            raise ValueError(f"policy mode {self.mode!r} is not valid; valid: {', '.join(MODES)}")
+        if self.combine not in COMBINES:
+            raise ValueError(f"policy combine {self.combine!r} is not valid; valid: {', '.join(COMBINES)}")
+        if not scales:
+            raise ValueError("a policy needs at least one scale")
+        if len(set(scales)) != len(scales):
+            raise ValueError(f"policy scales repeat: {', '.join(map(str, scales))}")
+        if self.mode == "single" and len(scales) != 1:
+            raise ValueError(f"mode 'single' takes exactly one scale, got {len(scales)}; use 'cascade' or 'ensemble'")
+        if self.mode in ("cascade", "ensemble") and len(scales) < 2:
+            raise ValueError(f"mode {self.mode!r} needs at least two scales, got {len(scales)}")
+        if self.threshold is not None:
+            t = self.threshold
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < float(t) <= 1.0:
+                raise ValueError(f"policy threshold must be in (0, 1], got {t!r}")
+            put("threshold", float(t))
+        if self.mode == "cascade" and self.threshold is None:
+            raise ValueError("mode 'cascade' needs a threshold in (0, 1]")
+        if self.model is not None and not isinstance(self.model, str):
+            raise ValueError(f"policy model must be a string, got {self.model!r}")
+        if self.device is not None and not isinstance(self.device, str):
+            raise ValueError(f"policy device must be a string, got {self.device!r}")
+        if not isinstance(self.notes, str):
+            raise ValueError(f"policy notes must be a string, got {self.notes!r}")
+        put("accuracy", _json_dict(self.accuracy, "accuracy"))
+        put("latency_ms", _json_dict(self.latency_ms, "latency_ms"))
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def single(cls, size: int, crop_pct: float = DEFAULT_CROP_PCT, model: str | None = None,
+               **fields) -> "ScalePolicy":
+        """A one-scale policy."""
+        return cls(model=model, scales=(Scale(size, crop_pct),), mode="single", **fields)
+
+    @property
+    def max_size(self) -> int:
+        return max(s.size for s in self.scales)
+
+    def with_scales(self, scales: Sequence[Scale]) -> "ScalePolicy":
+        return replace(self, scales=tuple(scales))
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, with ``format`` and ``version`` keys."""
+        return {
+            "format": POLICY_FORMAT,
+            "version": POLICY_VERSION,
+            "model": self.model,
+            "mode": self.mode,
+            "scales": [s.to_dict() for s in self.scales],
+            "threshold": self.threshold,
+            "combine": self.combine,
+            "accuracy": self.accuracy,
+            "latency_ms": self.latency_ms,
+            "device": self.device,
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ScalePolicy":
+        """Inverse of :meth:`to_dict`; validates keys, version, and values."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a scale policy must be a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        fmt = data.pop("format", POLICY_FORMAT)
+        if fmt != POLICY_FORMAT:
+            raise ValueError(f"not a scale policy: format is {fmt!r}, expected {POLICY_FORMAT!r}")
+        version = data.pop("version", None)
+        if version is None:
+            raise ValueError(f"scale policy has no 'version'; this fixres_edge reads version {POLICY_VERSION}")
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= POLICY_VERSION:
+            raise ValueError(f"scale policy version {version!r} is not supported; supported: 1..{POLICY_VERSION}")
+        valid = ("model", "scales", "mode", "threshold", "combine", "accuracy", "latency_ms", "device", "notes")
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown scale policy key(s) {', '.join(unknown)}; valid: format, version, "
+                             + ", ".join(valid))
+        if "scales" not in data:
+            raise ValueError("scale policy has no 'scales'")
+        if data.get("notes") is None:
+            data.pop("notes", None)
+        if data.get("combine") is None:
+            data.pop("combine", None)
+        return cls(**data)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the policy as JSON; returns the path."""
+        path = Path(path)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ScalePolicy":
+        """Read a policy JSON file (``FileNotFoundError`` / one-line ``ValueError``)."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"policy file {path} is not valid JSON: {error}") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"policy file {path}: {error}") from None
+
+
+# ---------------------------------------------------------------------- default scale sets
+def round_to_stride(value: float, stride: int) -> int:
+    """Nearest positive multiple of ``stride`` (halves round up)."""
+    return max(stride, int(math.floor(value / stride + 0.5)) * stride)
+
+
+def default_scales(card=None, dynamic_size: bool = True, static_size: int | None = None) -> tuple[Scale, ...]:
+    """The default FixRes scale set for a model.
+
+    Parameters
+    ----------
+    card : ModelCard or None
+        Supplies ``train_size``, ``crop_pct``, ``size_stride`` and ``scales`` when stated.
+    dynamic_size : bool
+        True when the model accepts any input size (a multiple of its stride).
+    static_size : int or None
+        The fixed input size of a static model (``dynamic_size=False``); defaults to the card's
+        ``train_size``.
+
+    Returns
+    -------
+    tuple of Scale
+        Dynamic models: the card's ``scales`` if given, else the FixRes rule (about 0.86x, 1x, 1.14x,
+        1.29x the training size, rounded to the stride: 192, 224, 256, 288 for 224 / 32), all at the
+        card's crop_pct, sorted by size. Static models: the fixed size at crop_pct 1.0, 0.875, 0.75
+        (plus the card's crop_pct if different): zooming is the only FixRes lever they have.
+    """
+    crop = getattr(card, "crop_pct", None) or DEFAULT_CROP_PCT
+    train = getattr(card, "train_size", None)
+    if dynamic_size:
+        sizes = getattr(card, "scales", None)
+        if not sizes:
+            stride = getattr(card, "size_stride", None) or DEFAULT_STRIDE
+            base = train or DEFAULT_TRAIN_SIZE
+            sizes = [round_to_stride(base * f, stride) for f in FIXRES_FACTORS]
+        return tuple(Scale(s, crop) for s in sorted(set(sizes)))
+    size = static_size or train or DEFAULT_TRAIN_SIZE
+    crops = sorted(set(STATIC_CROP_PCTS) | {crop}, reverse=True)
+    return tuple(Scale(size, c) for c in crops)
+
+
+# ---------------------------------------------------------------------- execution
+@dataclass(frozen=True)
+class PolicyResult:
+    """Outcome of :func:`run_policy`.
+
+    Attributes
+    ----------
+    probs : np.ndarray
+        float32 (num_classes,): the answer.
+    scales_run : tuple of Scale
+        The scales that were run, in order.
+    per_scale_probs : tuple of np.ndarray
+        Each scale's probabilities, aligned with ``scales_run``.
+    """
+
+    probs: np.ndarray
+    scales_run: tuple[Scale, ...]
+    per_scale_probs: tuple[np.ndarray, ...]
+
+    @property
+    def answered_by(self) -> Scale:
+        """The last scale run (the one a cascade stopped at)."""
+        return self.scales_run[-1]
+
+
+def _mean(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    return np.mean(np.stack([np.asarray(a, dtype=np.float64) for a in arrays]), axis=0).astype(np.float32)
+
+
+def run_policy(policy: ScalePolicy, infer: Callable[[Scale], np.ndarray]) -> PolicyResult:
+    """Execute ``policy`` with ``infer(scale) -> probs`` (1-D probabilities for one scale).
+
+    single: one call. cascade: call the scales in order, stopping after the first whose top
+    probability is >= ``threshold`` (compared in the dtype of the probabilities) or the last; the answer is that scale's probabilities, or the
+    mean over the scales run when ``combine == "mean"``. ensemble: the mean over every scale.
+    """
+    if not isinstance(policy, ScalePolicy):
+        raise TypeError(f"policy must be a ScalePolicy, got {type(policy).__name__}")
+    run: list[Scale] = []
+    outputs: list[np.ndarray] = []
+    for scale in policy.scales:
+        probs = np.asarray(infer(scale))
+        run.append(scale)
+        outputs.append(probs)
+        if policy.mode == "single":
+            break
+        # Compared in the probabilities' own dtype (NumPy 2 casts the Python float threshold to
+        # float32), as a calibration that vectorizes ``probs.max(axis=1) >= threshold`` does.
+        if policy.mode == "cascade" and bool(np.max(probs) >= policy.threshold):
+            break
+    if policy.mode == "ensemble" or (policy.mode == "cascade" and policy.combine == "mean" and len(outputs) > 1):
+        answer = _mean(outputs)
+    else:
+        answer = np.asarray(outputs[-1], dtype=np.float32)
+    return PolicyResult(probs=answer, scales_run=tuple(run), per_scale_probs=tuple(outputs))

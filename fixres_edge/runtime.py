@@ -1,0 +1,528 @@
+"""``Classifier``: ONNX Runtime image classification with the model's own preprocessing and a scale policy.
+
+The flow of one :meth:`Classifier.predict`::
+
+    source -> decode once (at the largest short side any scale needs)
+           -> per scale: Preprocessor (cached per scale) into a reused input buffer -> ORT -> softmax
+           -> policy (single / cascade / ensemble) -> top-k -> Prediction
+
+Settings come from one resolver, :func:`resolve_settings`, with timm's precedence: explicit
+argument, then the policy (scales only), then the model card, then library defaults.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from fixres_edge.model import LoadedModel, ModelCard, ModelInput, check_size, load_model
+from fixres_edge.policy import DEFAULT_CROP_PCT, DEFAULT_TRAIN_SIZE, Scale, ScalePolicy, run_policy
+
+# Library defaults (the last step of the precedence): torchvision/timm evaluation settings.
+DEFAULT_INTERPOLATION = "bilinear"
+DEFAULT_ANTIALIAS = True
+DEFAULT_CROP = "center"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Feeding a BGR image as "RGB" (and so on) hands the kernel's RGB output to a BGR-trained model:
+# the channel flip costs nothing extra.
+_SWAPPED_FORMAT = {"BGR": "RGB", "RGB": "BGR", "BGRA": "RGBA", "RGBA": "BGRA", "GRAY": "GRAY"}
+# Errors that belong to one input, not to the classifier (predict_batch / the CLI keep going).
+ITEM_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
+
+
+# ---------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class Settings:
+    """Resolved preprocessing and policy for a model (output of :func:`resolve_settings`).
+
+    ``origin`` maps each setting to where its value came from: "argument", "policy", "card",
+    "model input" or "default".
+    """
+
+    policy: ScalePolicy
+    interpolation: str
+    antialias: bool
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop: str
+    layout: str
+    dtype: str
+    channel_order: str
+    origin: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+def _pick(name: str, explicit: Any, card_value: Any, default: Any, origin: dict) -> Any:
+    for value, source in ((explicit, "argument"), (card_value, "card")):
+        if value is not None:
+            origin[name] = source
+            return value
+    origin[name] = "default"
+    return default
+
+
+def default_scale(card: ModelCard, model_input: ModelInput | None, size: int | None = None,
+                  crop_pct: float | None = None) -> Scale:
+    """One scale: ``size`` or the static input size or the card's train_size or 224, at
+    ``crop_pct`` or the card's crop_pct or 0.875."""
+    static = model_input.static_size if model_input is not None else None
+    return Scale(size if size is not None else (static or card.train_size or DEFAULT_TRAIN_SIZE),
+                 crop_pct if crop_pct is not None else (card.crop_pct or DEFAULT_CROP_PCT))
+
+
+def resolve_settings(card: ModelCard, model_input: ModelInput, *, policy: ScalePolicy | None = None,
+                     size: int | None = None, crop_pct: float | None = None, interpolation: str | None = None,
+                     antialias: bool | None = None, mean=None, std=None, crop: str | None = None,
+                     model_name: str | None = None) -> Settings:
+    """The one place that decides a Classifier's settings.
+
+    Precedence, per setting: explicit argument, then ``policy`` (scales only), then the model card,
+    then library defaults (224, crop_pct 0.875, bilinear, antialias, ImageNet mean/std, center crop).
+    An explicit ``size`` or ``crop_pct`` replaces the policy by a single scale. Layout and dtype
+    always come from the model input. Every scale is checked against the model (static size,
+    ``size_stride``).
+    """
+    origin: dict[str, str] = {}
+    name = model_name or card.name
+    if size is not None or crop_pct is not None:
+        chosen = ScalePolicy.single(*_scale_fields(default_scale(card, model_input, size, crop_pct)), model=name)
+        origin["scales"] = "argument"
+    elif policy is not None:
+        if not isinstance(policy, ScalePolicy):
+            raise TypeError(f"policy must be a ScalePolicy or a path to a policy JSON file, "
+                            f"got {type(policy).__name__}")
+        chosen = policy
+        origin["scales"] = "policy"
+    else:
+        chosen = ScalePolicy.single(*_scale_fields(default_scale(card, model_input)), model=name)
+        origin["scales"] = "card" if (card.train_size or card.crop_pct) else (
+            "model input" if model_input.static_size else "default")
+    for scale in chosen.scales:
+        check_size(scale.size, card, model_input, name)
+    return Settings(
+        policy=chosen,
+        interpolation=_pick("interpolation", interpolation, card.interpolation, DEFAULT_INTERPOLATION, origin),
+        antialias=_pick("antialias", antialias, card.antialias, DEFAULT_ANTIALIAS, origin),
+        mean=tuple(_pick("mean", mean, card.mean, IMAGENET_MEAN, origin)),
+        std=tuple(_pick("std", std, card.std, IMAGENET_STD, origin)),
+        crop=_pick("crop", crop, None, DEFAULT_CROP, origin),
+        layout=model_input.layout,
+        dtype=model_input.dtype,
+        channel_order=card.channel_order or "RGB",
+        origin=origin,
+    )
+
+
+def _scale_fields(scale: Scale) -> tuple[int, float]:
+    return scale.size, scale.crop_pct
+
+
+# ---------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class TopK:
+    """One ranked class: ``index`` into the model output, its ``label`` and probability ``prob``."""
+
+    index: int
+    label: str
+    prob: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "label": self.label, "prob": self.prob}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer for one image.
+
+    Attributes
+    ----------
+    top : tuple of TopK
+        Best first.
+    size : int
+        Input size of the scale that answered (a cascade's last scale; an ensemble's last).
+    scales : tuple of Scale
+        The scales run, in order.
+    timings_ms : dict
+        ``decode``, ``preprocess`` and ``infer`` (summed over scales), ``postprocess`` (softmax,
+        policy, top-k) and ``total`` (wall time of the call), in milliseconds.
+    per_scale : tuple of dict
+        Per scale run: ``size``, ``crop_pct``, ``preprocess``, ``infer`` (ms) and ``max_prob``.
+    path : str or None
+        The source file, when the input was a path.
+    probs : ndarray
+        float32 (num_classes,): the full answer.
+    """
+
+    top: tuple[TopK, ...]
+    size: int
+    scales: tuple[Scale, ...]
+    timings_ms: dict = field(hash=False)
+    per_scale: tuple = field(default=(), hash=False)
+    path: str | None = None
+    probs: np.ndarray | None = field(default=None, repr=False, compare=False, hash=False)
+
+    ok = True
+
+    @property
+    def label(self) -> str:
+        return self.top[0].label
+
+    @property
+    def index(self) -> int:
+        return self.top[0].index
+
+    @property
+    def prob(self) -> float:
+        return self.top[0].prob
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``path``, ``top``, ``size``, ``scales``, ``timings_ms``, ``per_scale``."""
+        return {
+            "path": self.path,
+            "top": [t.to_dict() for t in self.top],
+            "size": self.size,
+            "scales": [s.to_dict() for s in self.scales],
+            "timings_ms": dict(self.timings_ms),
+            "per_scale": [dict(p) for p in self.per_scale],
+        }
+
+
+@dataclass(frozen=True)
+class PredictionError:
+    """An input that could not be classified (an entry of :meth:`Classifier.predict_batch`)."""
+
+    path: str | None
+    error: str
+    kind: str = "ValueError"
+
+    ok = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "error": self.error}
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line of text."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return text or type(error).__name__
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over a 1-D vector: float64 arithmetic after subtracting the max; float32 result.
+
+    Subtracting the max keeps ``exp`` from overflowing for any logits; the sum is taken in float64.
+    """
+    x = np.asarray(logits, dtype=np.float64)
+    x = x - x.max()
+    np.exp(x, out=x)
+    x *= 1.0 / x.sum()
+    return x.astype(np.float32)
+
+
+def top_k(probs: np.ndarray, k: int) -> list[int]:
+    """Indices of the ``k`` largest values, largest first (ties: lower index first)."""
+    n = probs.shape[0]
+    k = min(k, n)
+    # argpartition on the values themselves (no negated copy): the last k are the largest.
+    candidates = np.argpartition(probs, n - k)[n - k:] if k < n else np.arange(n)
+    pairs = zip(probs[candidates].tolist(), candidates.tolist())
+    return [i for _, i in sorted(pairs, key=lambda pair: (-pair[0], pair[1]))]
+
+
+def _source_name(source: Any) -> str | None:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) else None
+
+
+# ---------------------------------------------------------------------- classifier
+class Classifier:
+    """An ONNX image classifier with its own preprocessing and a FixRes scale policy.
+
+    Parameters
+    ----------
+    model : str, PathLike or None
+        ``None`` (or ``"fp32"``): the bundled EfficientNet-Lite0; ``"int8"``: its int8 version;
+        otherwise the path of an ONNX classifier with one 4-D image input (NCHW or NHWC, float32,
+        float16 or uint8, static or dynamic size).
+    policy : ScalePolicy, str, PathLike or None
+        Which scales to run (a policy or a policy JSON file). ``None``: one scale at the model's
+        training size (or its static size) and crop_pct.
+    threads : int or None
+        Intra-op threads for ONNX Runtime and the preprocessing kernel (``None``: their defaults).
+    providers : list of str or None
+        ONNX Runtime execution providers (default ``["CPUExecutionProvider"]``).
+    size, crop_pct : optional
+        One scale instead of the policy (explicit arguments win).
+    interpolation, antialias, mean, std, crop : optional
+        Override the model card's preprocessing (see :func:`resolve_settings`).
+    reduced_decode : bool, default True
+        Decode JPEG files at the largest DCT reduction (1/2, 1/4, 1/8) that still covers the largest
+        scale: much faster for camera-sized photos, slightly different pixels (the DCT's own
+        downscale replaces part of the resize). False decodes at full size.
+
+    Notes
+    -----
+    A Classifier may be shared by threads: ONNX Runtime's ``run`` is thread-safe, and the reused
+    input buffers are per thread.
+
+    Examples
+    --------
+    >>> from fixres_edge import Classifier
+    >>> clf = Classifier()                                    # doctest: +SKIP
+    >>> clf.predict("photo.jpg").top[0].label                 # doctest: +SKIP
+    'military uniform'
+    """
+
+    def __init__(self, model=None, policy=None, threads: int | None = None, providers=None, *,
+                 size: int | None = None, crop_pct: float | None = None, interpolation: str | None = None,
+                 antialias: bool | None = None, mean=None, std=None, crop: str | None = None,
+                 reduced_decode: bool = True):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        if isinstance(policy, (str, os.PathLike)):
+            policy = ScalePolicy.load(policy)
+        self.threads = threads
+        self.model: LoadedModel = load_model(model, threads=threads, providers=providers)
+        self.settings = resolve_settings(
+            self.model.card, self.model.input, policy=policy, size=size, crop_pct=crop_pct,
+            interpolation=interpolation, antialias=antialias, mean=mean, std=std, crop=crop,
+            model_name=self.model.name)
+        self._explicit_crop_pct = crop_pct
+        self.reduced_decode = bool(reduced_decode)
+        self._session = self.model.session
+        self._input_name = self.model.input.name
+        self._output_names = [self.model.output.name]
+        self._output_kind = self.model.card.output
+        self._swap = self.settings.channel_order == "BGR"
+        self._pre: dict[Scale, Any] = {}
+        self._pre_lock = threading.Lock()
+        self._local = threading.local()
+        for scale in self.policy.scales:
+            self.preprocessor(scale)  # fail early on bad settings
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def policy(self) -> ScalePolicy:
+        return self.settings.policy
+
+    @property
+    def card(self) -> ModelCard:
+        return self.model.card
+
+    @property
+    def input(self) -> ModelInput:
+        return self.model.input
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.model.labels
+
+    @property
+    def path(self) -> Path:
+        return self.model.path
+
+    @property
+    def session(self):
+        return self._session
+
+    def __repr__(self) -> str:
+        scales = ", ".join(map(str, self.policy.scales))
+        return (f"Classifier(model={self.model.name!r}, mode={self.policy.mode!r}, scales=[{scales}], "
+                f"layout={self.input.layout!r}, dtype={self.input.dtype!r}, threads={self.threads})")
+
+    # ------------------------------------------------------------------ building blocks
+    def scale(self, size: int | Scale) -> Scale:
+        """A Scale for ``size`` at the resolved crop_pct (argument, card, then 0.875), checked against the model."""
+        if isinstance(size, Scale):
+            scale = size
+        else:
+            scale = default_scale(self.card, self.input, size, self._explicit_crop_pct)
+        check_size(scale.size, self.card, self.input, self.model.name)
+        return scale
+
+    def preprocessor(self, scale: int | Scale):
+        """The (cached) ``Preprocessor`` for one scale, matching the model input's layout and dtype."""
+        scale = self.scale(scale)
+        pre = self._pre.get(scale)
+        if pre is not None:
+            return pre
+        from fixres_edge.preprocess import Preprocessor
+
+        s = self.settings
+        pre = Preprocessor(size=scale.size, crop_pct=scale.crop_pct, interpolation=s.interpolation,
+                           antialias=s.antialias, mean=s.mean, std=s.std, input_format="BGR",
+                           layout=s.layout, dtype=s.dtype, threads=self.threads, crop=s.crop)
+        with self._pre_lock:
+            return self._pre.setdefault(scale, pre)
+
+    def _buffer(self, scale: Scale, pre) -> np.ndarray:
+        # Input buffers are reused across calls, one set per thread (ORT's run is thread-safe,
+        # a shared buffer would not be).
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        buf = buffers.get(scale)
+        if buf is None:
+            buf = buffers[scale] = np.empty(pre.out_shape(1), dtype=pre.config.dtype)
+        return buf
+
+    def _run_scale(self, image: np.ndarray, scale: Scale, input_format: str) -> tuple[np.ndarray, float, float]:
+        """Preprocess + infer one scale: (raw output float32 (num_classes,), preprocess ms, infer ms)."""
+        pre = self.preprocessor(scale)
+        buf = self._buffer(scale, pre)
+        fmt = _SWAPPED_FORMAT.get(input_format, input_format) if self._swap else input_format
+        t0 = time.perf_counter()
+        pre(image, out=buf, input_format=fmt)
+        t1 = time.perf_counter()
+        try:
+            raw = self._session.run(self._output_names, {self._input_name: buf})[0]
+        except Exception as error:  # ORT's pybind errors do not derive from RuntimeError
+            raise RuntimeError(f"inference failed at {scale}: {one_line(error)}") from None
+        t2 = time.perf_counter()
+        raw = np.asarray(raw, dtype=np.float32).reshape(-1)
+        return raw, (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def _to_probs(self, raw: np.ndarray) -> np.ndarray:
+        kind = self._output_kind
+        if kind is None:
+            # A model without a card saying so: outputs that are non-negative and sum to 1 over at
+            # least 10 classes come from a softmax in the graph (a second one would flatten them).
+            # Decided on the first output, since it is a property of the model.
+            looks_like_probs = (raw.shape[0] >= 10 and float(raw.min()) >= 0.0
+                                and abs(float(raw.sum(dtype=np.float64)) - 1.0) < 1e-3)
+            kind = self._output_kind = "probabilities" if looks_like_probs else "logits"
+        return raw.astype(np.float32, copy=True) if kind == "probabilities" else softmax(raw)
+
+    def logits(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR"
+               ) -> tuple[np.ndarray, dict[str, float]]:
+        """The model's raw output for one image at one scale.
+
+        Returns
+        -------
+        (ndarray, dict)
+            float32 (num_classes,) (logits for most classifiers; ORT allocates it per call, so it is
+            the caller's to keep) and timings in ms
+            (``preprocess``, ``infer``).
+        """
+        raw, pre_ms, infer_ms = self._run_scale(image_bgr, self.scale(scale), input_format)
+        return raw, {"preprocess": pre_ms, "infer": infer_ms}
+
+    def probabilities(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR"
+                      ) -> tuple[np.ndarray, dict[str, float]]:
+        """Class probabilities for one image at one scale (eval and calibration use this).
+
+        Returns
+        -------
+        (ndarray, dict)
+            float32 (num_classes,) summing to 1, and timings in ms (``preprocess``, ``infer``).
+        """
+        raw, pre_ms, infer_ms = self._run_scale(image_bgr, self.scale(scale), input_format)
+        return self._to_probs(raw), {"preprocess": pre_ms, "infer": infer_ms}
+
+    def decode(self, source, policy: ScalePolicy | None = None) -> np.ndarray:
+        """Decode a path/bytes/file object for ``policy`` (JPEG reduced as far as its largest scale allows)."""
+        from fixres_edge.decode import load_image
+
+        policy = policy or self.policy
+        if not self.reduced_decode:
+            return load_image(source)
+        need = max(self.preprocessor(s).min_short_side for s in policy.scales)
+        return load_image(source, min_short_side=need)
+
+    def warmup(self, sizes: Iterable[int | Scale] | None = None) -> None:
+        """Run each scale of the policy (or ``sizes``) once on a blank image, so that kernel
+        compilation and ORT's first-run setup are not counted in the first prediction's timings."""
+        for scale in (self.policy.scales if sizes is None else sizes):
+            scale = self.scale(scale)
+            side = self.preprocessor(scale).min_short_side
+            self._run_scale(np.zeros((side, side + side // 3, 3), np.uint8), scale, "BGR")
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, image_or_path, topk: int = 5, *, size: int | None = None,
+                input_format: str = "BGR") -> Prediction:
+        """Classify one image.
+
+        Parameters
+        ----------
+        image_or_path : str, PathLike, bytes, file object, or ndarray
+            A file (decoded once, reduced as far as the largest scale allows) or an 8-bit image
+            array in ``input_format`` (default BGR, OpenCV's order).
+        topk : int
+            Number of classes in ``Prediction.top``.
+        size : int, optional
+            Run this one size (at the resolved crop_pct) instead of the policy.
+
+        Returns
+        -------
+        Prediction
+        """
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+            raise ValueError(f"topk must be a positive integer, got {topk!r}")
+        start = time.perf_counter()
+        policy = self.policy if size is None else ScalePolicy.single(*_scale_fields(self.scale(size)))
+        path = None
+        if isinstance(image_or_path, np.ndarray):
+            image, decode_ms = image_or_path, 0.0
+        elif isinstance(image_or_path, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
+                image_or_path, "read"):
+            path = _source_name(image_or_path)
+            image = self.decode(image_or_path, policy)
+            decode_ms = (time.perf_counter() - start) * 1e3
+        else:
+            raise TypeError(f"expected a path, bytes, a file object or an image array, "
+                            f"got {type(image_or_path).__name__}")
+        per_scale: list[dict[str, float]] = []
+        post_ms = 0.0
+
+        def infer(scale: Scale) -> np.ndarray:
+            nonlocal post_ms
+            raw, pre_ms, infer_ms = self._run_scale(image, scale, input_format)
+            t0 = time.perf_counter()
+            probs = self._to_probs(raw)
+            post_ms += (time.perf_counter() - t0) * 1e3
+            per_scale.append({"size": scale.size, "crop_pct": scale.crop_pct, "preprocess": pre_ms,
+                              "infer": infer_ms, "max_prob": float(probs.max())})
+            return probs
+
+        result = run_policy(policy, infer)
+        t0 = time.perf_counter()
+        probs = result.probs
+        top = tuple(TopK(i, self._label(i), float(probs[i])) for i in top_k(probs, topk))
+        post_ms += (time.perf_counter() - t0) * 1e3
+        timings = {
+            "decode": decode_ms,
+            "preprocess": sum(p["preprocess"] for p in per_scale),
+            "infer": sum(p["infer"] for p in per_scale),
+            "postprocess": post_ms,
+            "total": (time.perf_counter() - start) * 1e3,
+        }
+        return Prediction(top=top, size=result.answered_by.size, scales=result.scales_run, timings_ms=timings,
+                          per_scale=tuple(per_scale), path=path, probs=probs)
+
+    def _label(self, index: int) -> str:
+        labels = self.model.labels
+        return labels[index] if index < len(labels) else f"class_{index}"
+
+    def predict_batch(self, items: Iterable, topk: int = 5, *, size: int | None = None
+                      ) -> list[Prediction | PredictionError]:
+        """Classify several inputs; an input that fails gives a :class:`PredictionError` entry
+        (``.ok`` is False) instead of stopping the others."""
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+            raise ValueError(f"topk must be a positive integer, got {topk!r}")
+        results: list[Prediction | PredictionError] = []
+        for item in items:
+            try:
+                results.append(self.predict(item, topk, size=size))
+            except ITEM_ERRORS as error:
+                results.append(PredictionError(path=_source_name(item), error=one_line(error),
+                                               kind=type(error).__name__))
+        return results
