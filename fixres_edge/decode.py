@@ -231,7 +231,7 @@ def image_size(source) -> tuple[int, int]:
     OpenCV to learn their size (there is no header-only size query in OpenCV).
     """
     if isinstance(source, (str, os.PathLike)):
-        path = os.fsdecode(os.fspath(source))
+        path = _check_path(source)
         name = _label(path)
         with open(path, "rb") as f:
             data = f.read(_HEADER_PREFIX)
@@ -262,7 +262,7 @@ def image_size(source) -> tuple[int, int]:
 def _read_source(source):
     """Return ``(buffer, label)``; buffer is bytes, bytearray or a byte-format memoryview."""
     if isinstance(source, (str, os.PathLike)):
-        path = os.fsdecode(os.fspath(source))
+        path = _check_path(source)
         # One read of the whole file: imdecode works from memory, and the bytes also serve the
         # header parse and the truncation check (no second pass over the file).
         with open(path, "rb") as f:
@@ -293,6 +293,17 @@ def _read_source(source):
     raise TypeError(
         "image source must be a path (str or os.PathLike), bytes, bytearray, memoryview, a binary file "
         f"object or a 1-D uint8 numpy array; got {type(source).__name__}")
+
+
+def _check_path(source) -> str:
+    """The path as str; ``ValueError`` naming it for paths no file can have (``open`` would say
+    only "embedded null byte")."""
+    path = os.fsdecode(os.fspath(source))
+    if not path:
+        raise ValueError("image path is empty")
+    if "\x00" in path:
+        raise ValueError(f"image path {path!r} contains a NUL byte")
+    return path
 
 
 def _label(name: str) -> str:

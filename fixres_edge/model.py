@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,11 +145,19 @@ class ModelCard:
             raise ValueError(f"model card field 'antialias' must be true or false, got {self.antialias!r}")
         put("mean", _tuple_of(self.mean, float, "mean", 3))
         put("std", _tuple_of(self.std, float, "std", 3))
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if values is not None and not all(math.isfinite(v) for v in values):
+                raise ValueError(f"model card field {key!r} must hold finite numbers, got {list(values)}")
         if self.std is not None and any(s <= 0 for s in self.std):
             raise ValueError(f"model card field 'std' must be positive, got {list(self.std)}")
         put("layout", _choice(self.layout, "layout", LAYOUTS))
         put("channel_order", _choice(self.channel_order, "channel_order", CHANNEL_ORDERS))
         put("output", _choice(self.output, "output", OUTPUT_KINDS, upper=False))
+        if self.scales is not None and not isinstance(self.scales, (str, bytes)) and isinstance(self.scales, Sequence) \
+                and not all(isinstance(v, int) and not isinstance(v, bool) for v in self.scales):
+            # int() would quietly turn 224.7 into 224.
+            raise ValueError(f"model card field 'scales' must be a list of integer sizes, got {list(self.scales)!r}")
         put("scales", _tuple_of(self.scales, int, "scales"))
         if self.scales is not None and any(s < 1 for s in self.scales):
             raise ValueError(f"model card field 'scales' must hold positive sizes, got {list(self.scales)}")
@@ -473,12 +482,33 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def check_providers(providers, available: Sequence[str]) -> list:
+    """Validate an ONNX Runtime ``providers`` list (names, or ``(name, options)`` pairs).
+
+    ORT itself only warns about an unknown provider and silently falls back to the CPU, and a bare
+    string would be read as a list of one-letter names: both are errors here.
+    """
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, (str, bytes)) or not isinstance(providers, Sequence) or not providers:
+        raise TypeError(f"providers must be a non-empty list of ONNX Runtime provider names, got {providers!r} "
+                        f"(e.g. ['CPUExecutionProvider']); available: {', '.join(available)}")
+    for entry in providers:
+        name = entry[0] if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], dict) else entry
+        if not isinstance(name, str):
+            raise TypeError(f"providers entries must be names or (name, options dict) pairs, got {entry!r}")
+        if name not in available:
+            raise ValueError(f"unknown or unavailable ONNX Runtime provider {name!r}; available: "
+                             f"{', '.join(available)}")
+    return list(providers)
+
+
 def open_session(path: Path, threads: int | None = None, providers: Sequence[str] | None = None):
     """Create an ``onnxruntime.InferenceSession``; ORT's load errors become one-line ``ValueError``."""
     import onnxruntime as ort
 
     options = session_options(threads)
-    providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
+    providers = check_providers(providers, ort.get_available_providers())
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as error:  # ORT's pybind exceptions do not derive from RuntimeError

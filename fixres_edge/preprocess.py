@@ -61,6 +61,8 @@ def _normalize_size(size) -> tuple[int, int]:
 def _three(name: str, values) -> tuple[float, float, float]:
     if isinstance(values, Real):
         values = (values,)
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a number or a sequence of 1 or 3 numbers, got {values!r}")
     try:
         values = tuple(float(v) for v in values)
     except TypeError:
@@ -243,6 +245,10 @@ class Preprocessor:
             self._scale = (1.0 / (255.0 * std)).astype(np.float32)
             self._bias = (-mean / std).astype(np.float32)
         self._out_dtype = np.dtype(config.dtype)
+        # Bicubic overshoots 0..255 (negative lobes): clamp as 8-bit pipelines do. Antialiased
+        # bicubic also follows Pillow's pass order, which rounds and clips between the passes.
+        self._clamp = config.interpolation == "bicubic"
+        self._pillow_order = config.interpolation == "bicubic" and config.antialias
         self._plans: OrderedDict = OrderedDict()
         self._plans_lock = threading.Lock()
         self._local = threading.local()
@@ -402,8 +408,22 @@ class Preprocessor:
         source = (flat, base, row_stride, pixel_stride, channel_stride, channels,
                   plan.y.start, plan.y.weights, plan.x.start, plan.x.weights, plan.x.lo, plan.x.hi,
                   _CHANNEL_MAPS[fmt])
-        self._launch_kernel(_interleaved_kernel(), source, (plan.x.hi - plan.x.lo) * channels,
-                            plan.geometry.out_h, plan.geometry.out_w, out)
+        g = plan.geometry
+        from fixres_edge.kernels import resample
+
+        if self._pillow_order:
+            # Pillow's horizontal-first order with an 8-bit intermediate (see the kernel).
+            chunks = self.chunks_for(g.out_h)
+            ring_rows = self.workspace("ring_rows", (chunks, plan.y.taps * 3 * g.out_w), np.float32)
+            # The ring has exactly one slot per vertical tap (a bigger cached buffer is sliced).
+            ring_row_ids = self.workspace(f"ring_row_ids{plan.y.taps}", (chunks, plan.y.taps), np.int64)[:chunks]
+            # Same arguments, but exact fixed-point horizontal weights and the ring of rows.
+            source = source[:9] + (plan.x.fixed_weights,) + source[10:] + (ring_rows, ring_row_ids)
+            self._launch_kernel(resample.resample_interleaved_hfirst, source,
+                                (plan.x.hi - plan.x.lo) * channels, g.out_h, g.out_w, out)
+        else:
+            self._launch_kernel(resample.resample_interleaved, source, (plan.x.hi - plan.x.lo) * channels,
+                                g.out_h, g.out_w, out)
 
     def _launch_kernel(self, pair, source_args: tuple, span: int, out_h: int, out_w: int, out: np.ndarray) -> None:
         """Run a kernel pair (serial or parallel) on one output item; ``span`` = floats of blended source row."""
@@ -417,7 +437,7 @@ class Preprocessor:
         # float32 NCHW output is written directly by the horizontal pass; other dtypes and layouts
         # go through a small per-row store loop.
         direct = self.config.layout == "NCHW" and target.dtype == np.float32
-        args = (*source_args, self._scale, self._bias, self._out_dtype == np.uint8,
+        args = (*source_args, self._scale, self._bias, self._out_dtype == np.uint8, self._clamp,
                 self.config.layout == "NHWC", target, target if direct else _NO_PLANAR, direct, scratch, chunks)
         if chunks == 1:
             pair.serial(*args)
@@ -443,12 +463,6 @@ for _map in _CHANNEL_MAPS.values():
 
 
 _NO_PLANAR = np.zeros((3, 1, 1), np.float32)
-
-
-def _interleaved_kernel():
-    from fixres_edge.kernels.resample import resample_interleaved
-
-    return resample_interleaved
 
 
 def _chunk_count(threads: int | None, out_h: int) -> int:

@@ -33,6 +33,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Feeding a BGR image as "RGB" (and so on) hands the kernel's RGB output to a BGR-trained model:
 # the channel flip costs nothing extra.
 _SWAPPED_FORMAT = {"BGR": "RGB", "RGB": "BGR", "BGRA": "RGBA", "RGBA": "BGRA", "GRAY": "GRAY"}
+# Camera formats have no swapped twin: for a BGR-trained model their RGB output is flipped after
+# preprocessing (with mean/std reversed to match).
+_YUV_FORMATS = ("NV12", "NV21", "I420", "YUYV")
 # Errors that belong to one input, not to the classifier (predict_batch / the CLI keep going).
 ITEM_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
 
@@ -288,6 +291,8 @@ class Classifier:
                  reduced_decode: bool = True):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        if not isinstance(reduced_decode, (bool, np.bool_)):
+            raise TypeError(f"reduced_decode must be True or False, got {reduced_decode!r}")
         if isinstance(policy, (str, os.PathLike)):
             policy = ScalePolicy.load(policy)
         self.threads = threads
@@ -304,6 +309,7 @@ class Classifier:
         self._output_kind = self.model.card.output
         self._swap = self.settings.channel_order == "BGR"
         self._pre: dict[Scale, Any] = {}
+        self._pre_flipped: dict[Scale, Any] = {}
         self._pre_lock = threading.Lock()
         self._local = threading.local()
         for scale in self.policy.scales:
@@ -375,13 +381,39 @@ class Classifier:
             buf = buffers[scale] = np.empty(pre.out_shape(1), dtype=pre.config.dtype)
         return buf
 
-    def _run_scale(self, image: np.ndarray, scale: Scale, input_format: str) -> tuple[np.ndarray, float, float]:
+    def _flipped_preprocessor(self, scale: Scale):
+        """For a BGR-trained model fed YUV frames: the scale's Preprocessor with mean/std in reverse
+        order, whose RGB output becomes the model's BGR input once the channels are flipped."""
+        pre = self._pre_flipped.get(scale)
+        if pre is None:
+            base = self.preprocessor(scale)
+            pre = base.replace(mean=base.config.mean[::-1], std=base.config.std[::-1])
+            with self._pre_lock:
+                pre = self._pre_flipped.setdefault(scale, pre)
+        return pre
+
+    def _run_scale(self, image: np.ndarray, scale: Scale, input_format: str, width: int | None = None
+                   ) -> tuple[np.ndarray, float, float]:
         """Preprocess + infer one scale: (raw output float32 (num_classes,), preprocess ms, infer ms)."""
         pre = self.preprocessor(scale)
         buf = self._buffer(scale, pre)
-        fmt = _SWAPPED_FORMAT.get(input_format, input_format) if self._swap else input_format
+        # Upper-cased before the swap lookup ("bgr" must be swapped for a BGR model too); unknown
+        # names go on to the Preprocessor, which rejects them with the valid choices.
+        fmt = input_format.upper() if isinstance(input_format, str) else input_format
+        flip = False
+        if self._swap:
+            if fmt in _YUV_FORMATS:
+                pre, flip = self._flipped_preprocessor(scale), True
+            else:
+                fmt = _SWAPPED_FORMAT.get(fmt, fmt)
         t0 = time.perf_counter()
-        pre(image, out=buf, input_format=fmt)
+        pre(image, out=buf, input_format=fmt, width=width)
+        if flip:
+            # numpy buffers overlapping assignments, so the in-place reversal is safe.
+            if self.input.layout == "NCHW":
+                buf[0] = buf[0, ::-1]
+            else:
+                buf[0] = buf[0, ..., ::-1]
         t1 = time.perf_counter()
         try:
             raw = self._session.run(self._output_names, {self._input_name: buf})[0]
@@ -402,8 +434,8 @@ class Classifier:
             kind = self._output_kind = "probabilities" if looks_like_probs else "logits"
         return raw.astype(np.float32, copy=True) if kind == "probabilities" else softmax(raw)
 
-    def logits(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR"
-               ) -> tuple[np.ndarray, dict[str, float]]:
+    def logits(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR", *,
+               width: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
         """The model's raw output for one image at one scale.
 
         Returns
@@ -413,11 +445,11 @@ class Classifier:
             the caller's to keep) and timings in ms
             (``preprocess``, ``infer``).
         """
-        raw, pre_ms, infer_ms = self._run_scale(image_bgr, self.scale(scale), input_format)
+        raw, pre_ms, infer_ms = self._run_scale(image_bgr, self.scale(scale), input_format, width)
         return raw, {"preprocess": pre_ms, "infer": infer_ms}
 
-    def probabilities(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR"
-                      ) -> tuple[np.ndarray, dict[str, float]]:
+    def probabilities(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR", *,
+                      width: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
         """Class probabilities for one image at one scale (eval and calibration use this).
 
         Returns
@@ -425,7 +457,7 @@ class Classifier:
         (ndarray, dict)
             float32 (num_classes,) summing to 1, and timings in ms (``preprocess``, ``infer``).
         """
-        raw, pre_ms, infer_ms = self._run_scale(image_bgr, self.scale(scale), input_format)
+        raw, pre_ms, infer_ms = self._run_scale(image_bgr, self.scale(scale), input_format, width)
         return self._to_probs(raw), {"preprocess": pre_ms, "infer": infer_ms}
 
     def decode(self, source, policy: ScalePolicy | None = None) -> np.ndarray:
@@ -448,18 +480,24 @@ class Classifier:
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image_or_path, topk: int = 5, *, size: int | None = None,
-                input_format: str = "BGR") -> Prediction:
+                input_format: str = "BGR", width: int | None = None) -> Prediction:
         """Classify one image.
 
         Parameters
         ----------
         image_or_path : str, PathLike, bytes, file object, or ndarray
-            A file (decoded once, reduced as far as the largest scale allows) or an 8-bit image
-            array in ``input_format`` (default BGR, OpenCV's order).
+            A file (decoded once, reduced as far as the largest scale allows; a 1-D uint8 array
+            holds encoded bytes, as ``np.fromfile`` gives) or an 8-bit image array in
+            ``input_format`` (default BGR, OpenCV's order).
         topk : int
             Number of classes in ``Prediction.top``.
         size : int, optional
             Run this one size (at the resolved crop_pct) instead of the policy.
+        input_format : str, default "BGR"
+            Layout of an image array (see ``Preprocessor``); decoded files are always BGR.
+        width : int, optional
+            YUV frames with padded rows only: the image width (e.g. picamera2's I420 arrays are
+            ``(H * 3 // 2, stride)``).
 
         Returns
         -------
@@ -470,13 +508,14 @@ class Classifier:
         start = time.perf_counter()
         policy = self.policy if size is None else ScalePolicy.single(*_scale_fields(self.scale(size)))
         path = None
-        if isinstance(image_or_path, np.ndarray):
+        if isinstance(image_or_path, np.ndarray) and not (image_or_path.ndim == 1 and image_or_path.dtype == np.uint8):
             image, decode_ms = image_or_path, 0.0
-        elif isinstance(image_or_path, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
+        elif isinstance(image_or_path, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or hasattr(
                 image_or_path, "read"):
             path = _source_name(image_or_path)
             image = self.decode(image_or_path, policy)
             decode_ms = (time.perf_counter() - start) * 1e3
+            input_format, width = "BGR", None  # what the decoder returns
         else:
             raise TypeError(f"expected a path, bytes, a file object or an image array, "
                             f"got {type(image_or_path).__name__}")
@@ -485,7 +524,7 @@ class Classifier:
 
         def infer(scale: Scale) -> np.ndarray:
             nonlocal post_ms
-            raw, pre_ms, infer_ms = self._run_scale(image, scale, input_format)
+            raw, pre_ms, infer_ms = self._run_scale(image, scale, input_format, width)
             t0 = time.perf_counter()
             probs = self._to_probs(raw)
             post_ms += (time.perf_counter() - t0) * 1e3
@@ -518,6 +557,15 @@ class Classifier:
         (``.ok`` is False) instead of stopping the others."""
         if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
             raise ValueError(f"topk must be a positive integer, got {topk!r}")
+        if isinstance(items, (str, bytes, bytearray, memoryview, os.PathLike)) or (
+                isinstance(items, np.ndarray) and items.ndim < 4):
+            raise TypeError(f"items must be a list of images or paths, got one {type(items).__name__}; "
+                            f"use predict() for a single input, or wrap it in a list")
+        try:
+            items = iter(items)
+        except TypeError:
+            raise TypeError(f"items must be a list (or other iterable) of images or paths, "
+                            f"got {type(items).__name__}") from None
         results: list[Prediction | PredictionError] = []
         for item in items:
             try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -31,6 +31,8 @@ INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
 # Cached tables: each is a few KB (output length x taps float32), so a few hundred are well under
 # a few MB. Bounded so that a stream of odd input sizes cannot grow memory without limit.
 TABLE_CACHE_SIZE = 256
+
+_PILLOW_ONE = float(1 << 22)  # Pillow's PRECISION_BITS = 32 - 8 - 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +57,13 @@ class AxisTable:
     @property
     def taps(self) -> int:
         return self.weights.shape[1]
+
+    @cached_property
+    def fixed_weights(self) -> np.ndarray:
+        """The weights in Pillow's fixed point (int32, units of 2**-22), for exact 8-bit passes."""
+        fixed = np.rint(self.weights.astype(np.float64) * _PILLOW_ONE).astype(np.int32)
+        fixed.setflags(write=False)
+        return fixed
 
     def reversed(self, in_len: int) -> "AxisTable":
         """The same table for the axis read back to front (a view with a negative stride)."""
@@ -122,6 +131,11 @@ def _pillow_table(in_len, resized_len, crop_start, out_len, name) -> AxisTable:
     weight = np.where(inside, fn((index - center[:, None] + 0.5) / filterscale), 0.0)
     total = weight.sum(axis=1, keepdims=True)
     weight = weight / np.where(total == 0.0, 1.0, total)
+    if name == "bicubic":
+        # Pillow rounds coefficients to 22 fractional bits (half away from zero) and rounds the
+        # 8-bit intermediate between its passes; with bicubic's overshoot, matching its
+        # coefficients keeps ties at .5 resolving the same way.
+        weight = np.sign(weight) * np.floor(np.abs(weight) * _PILLOW_ONE + 0.5) / _PILLOW_ONE
     return _pack(index, weight, in_len)
 
 

@@ -110,7 +110,8 @@ def run_yuv(pre, image, out: np.ndarray, fmt: str, width: int | None = None) -> 
     chunks = pre.chunks_for(plan.geometry.out_h)
     ring = plan.y.taps
     rgb_rows = pre.workspace("yuv_rgb_rows", (chunks, ring * (convert_hi - convert_lo) * 3), np.uint8)
-    rgb_row_ids = pre.workspace("yuv_rgb_row_ids", (chunks, ring), np.int64)
+    # Exactly one ring slot per vertical tap (a bigger cached buffer is sliced).
+    rgb_row_ids = pre.workspace(f"yuv_rgb_row_ids{ring}", (chunks, ring), np.int64)[:chunks]
     source = (planes.flat, planes.luma_base, planes.luma_row_stride, planes.luma_pixel_stride,
               planes.u_base, planes.v_base, planes.chroma_row_stride, planes.chroma_pixel_stride, chroma_row_shift,
               plan.y.start, plan.y.weights, plan.x.start, plan.x.weights, plan.x.lo, plan.x.hi,

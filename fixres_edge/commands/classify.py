@@ -10,9 +10,9 @@ import traceback
 from pathlib import Path
 
 NAME = "classify"
-HELP = "classify image files, directories, or globs (default: a demo photo)"
+HELP = "classify image files, directories, or globs (default: a demo photo), or a camera or video stream"
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 DEMO_PHOTO = "grace_hopper.jpg"
 _GLOB_CHARS = set("*?[")
 
@@ -35,6 +35,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decode JPEGs at full size (default: DCT-reduced as far as the size allows)")
     parser.add_argument("-r", "--recursive", action="store_true", help="also look in subdirectories")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    stream = parser.add_argument_group(
+        "streams", "classify frames from a camera or a video file instead of image files; one line per "
+                   "classified frame with the top-1 class and the rolling FPS and latency, then a summary; "
+                   "stops at the end of the video, after --max-frames, or on Ctrl-C (exit code 130)")
+    source = stream.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, metavar="N", default=None,
+                        help="camera index (/dev/videoN on Linux), read with OpenCV")
+    source.add_argument("--video", metavar="FILE", default=None,
+                        help="video file (or stream URL) OpenCV can read")
+    stream.add_argument("--every", type=int, metavar="K", default=None,
+                        help="classify every K-th frame (default 1: all); the others are skipped undecoded")
+    stream.add_argument("--max-frames", type=int, metavar="N", default=None,
+                        help="stop after classifying N frames")
+    stream.add_argument("--realtime", action="store_true",
+                        help="--video only: read the file at its own frame rate, as a camera would deliver it")
 
 
 def demo_photo() -> Path:
@@ -58,7 +73,12 @@ def demo_photo() -> Path:
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    # A dangling symlink with an image name is kept, so that it is reported rather than skipped.
+    return path.suffix.lower() in IMAGE_EXTENSIONS and (path.is_file() or _dangling(path))
+
+
+def _dangling(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
 
 
 def expand_paths(args: list[str], recursive: bool = False) -> list[tuple[str, str | None]]:
@@ -76,9 +96,12 @@ def expand_paths(args: list[str], recursive: bool = False) -> list[tuple[str, st
             files = sorted((p for p in found if _is_image(p)), key=lambda p: str(p))
             if not files:
                 items.append((arg, f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in directory {arg}"))
-            items.extend((str(p), None) for p in files)
+            items.extend((str(p), f"{p}: broken symbolic link to {os.readlink(p)}" if _dangling(p) else None)
+                         for p in files)
         elif path.exists():
             items.append((arg, None))
+        elif _dangling(path):
+            items.append((arg, f"{arg}: broken symbolic link to {os.readlink(arg)}"))
         elif _GLOB_CHARS & set(arg):
             matches = sorted(m for m in glob.glob(arg, recursive=True) if os.path.isfile(m))
             if not matches:
@@ -126,19 +149,106 @@ def _error_text(path: str, message: str) -> str:
     return message if path in message else f"{path}: {message}"
 
 
+def _item_error(path: str, error: BaseException) -> str:
+    """One line naming the file and the reason."""
+    from fixres_edge.runtime import one_line
+
+    if isinstance(error, OSError) and error.strerror:
+        # "[Errno 13] Permission denied: 'x.jpg'" -> "x.jpg: permission denied"
+        return f"{error.filename if error.filename is not None else path}: {error.strerror.lower()}"
+    return _error_text(path, one_line(error))
+
+
+def _check_stream_args(args: argparse.Namespace) -> bool:
+    """True for a stream run; one-line errors for flags that do not fit together."""
+    streaming = args.camera is not None or args.video is not None
+    if streaming and args.paths:
+        raise ValueError("give image paths or --camera/--video, not both")
+    if not streaming:
+        for flag, value in (("--every", args.every), ("--max-frames", args.max_frames)):
+            if value is not None:
+                raise ValueError(f"{flag} applies to streams only: add --camera N or --video FILE")
+        if args.realtime:
+            raise ValueError("--realtime applies to --video only")
+        return False
+    if args.camera is not None and args.camera < 0:
+        raise ValueError(f"--camera must be a camera index >= 0, got {args.camera}")
+    if args.realtime and args.video is None:
+        raise ValueError("--realtime applies to --video only (a camera is real time already)")
+    if args.every is not None and args.every < 1:
+        raise ValueError(f"--every must be >= 1, got {args.every}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
+    return True
+
+
+class _quiet_opencv:
+    """Silence OpenCV's C++ warnings (e.g. "PNG input buffer is incomplete") inside the block:
+    each bad file already gets its own one-line error."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.previous = None
+
+    def __enter__(self):
+        if self.enabled:
+            import cv2
+
+            self.previous = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            import cv2
+
+            cv2.utils.logging.setLogLevel(self.previous)
+        return False
+
+
+def run_stream(args: argparse.Namespace, classifier) -> int:
+    """``--camera N`` / ``--video FILE``: see :mod:`fixres_edge.stream`."""
+    from fixres_edge.stream import StreamSource, open_capture, run_stream as run_frames
+
+    source = StreamSource.camera(args.camera) if args.camera is not None else StreamSource.video(args.video)
+    capture = open_capture(source)
+    pace = None
+    if args.realtime:
+        import cv2
+
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        pace = fps if fps and 0 < fps < 1000 else None
+    return run_frames(classifier, capture, name=source.name, every=args.every or 1, max_frames=args.max_frames,
+                      topk=args.topk, json_lines=args.json, pace_fps=pace, is_camera=source.is_camera,
+                      debug=bool(getattr(args, "debug", False)))
+
+
 def run(args: argparse.Namespace) -> int:
-    from fixres_edge.runtime import ITEM_ERRORS, Classifier, one_line
+    from fixres_edge.runtime import Classifier
 
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    items = expand_paths(args.paths, args.recursive) if args.paths else [(str(demo_photo()), None)]
+    streaming = _check_stream_args(args)
+    if streaming:
+        items = []
+    else:
+        items = expand_paths(args.paths, args.recursive) if args.paths else [(str(demo_photo()), None)]
     classifier = Classifier(model=args.model, policy=args.policy, threads=args.threads, size=args.res,
                             reduced_decode=not args.full_decode)
     # Kernel compilation / ORT first-run setup would otherwise be billed to the first file.
     classifier.warmup()
+    if streaming:
+        return run_stream(args, classifier)
     debug = bool(getattr(args, "debug", False))
+    with _quiet_opencv(not debug):
+        return _classify_files(args, classifier, items, debug)
+
+
+def _classify_files(args: argparse.Namespace, classifier, items: list[tuple[str, str | None]], debug: bool) -> int:
+    from fixres_edge.runtime import ITEM_ERRORS
+
     out = sys.stdout
     # The demo photo lives deep in site-packages: show its name only.
     shown = {items[0][0]: DEMO_PHOTO} if not args.paths else {}
@@ -154,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
             except ITEM_ERRORS as error:
                 if debug:
                     traceback.print_exc(file=sys.stderr)
-                problem = one_line(error)
+                problem = _item_error(path, error)
         if prediction is None:
             failed += 1
             if args.json:

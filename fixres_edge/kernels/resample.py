@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover
 
 def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, channels,
                           y_start, y_weights, x_start, x_weights, x_lo, x_hi,
-                          channel_map, scale, bias, quantize, channels_last,
+                          channel_map, scale, bias, quantize, clamp, channels_last,
                           out, planar, direct, scratch, n_chunks):
     out_h = y_start.shape[0]
     out_w = x_start.shape[0]
@@ -81,6 +81,8 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
                 a1 = scratch[chunk, span + out_w:span + 2 * out_w]
                 a2 = scratch[chunk, span + 2 * out_w:span + 3 * out_w]
             _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2)
+            if clamp and not quantize:
+                _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2)
             if not direct:
                 # ---- rounding (uint8) and the layout write, vectorizable
                 _store_row(a0, a1, a2, quantize, channels_last, out, y)
@@ -219,7 +221,7 @@ def _blend_rows(row, span, flat, offset, row_stride, weights, k0, n, init):
 def _resample_yuv(flat, luma_base, luma_row_stride, luma_pixel_stride,
                   u_base, v_base, chroma_row_stride, chroma_pixel_stride, chroma_row_shift,
                   y_start, y_weights, x_start, x_weights, x_lo, x_hi, convert_lo, convert_hi,
-                  coefficients, rgb_rows, rgb_row_ids, scale, bias, quantize, channels_last,
+                  coefficients, rgb_rows, rgb_row_ids, scale, bias, quantize, clamp, channels_last,
                   out, planar, direct, scratch, n_chunks):
     """Camera YUV (NV12, NV21, I420, YUYV) -> resampled, normalized RGB tensor.
 
@@ -282,6 +284,8 @@ def _resample_yuv(flat, luma_base, luma_row_stride, luma_pixel_stride,
                 a2 = scratch[chunk, span + 2 * out_w:span + 3 * out_w]
             _horizontal(row, x_start, x_lo, x_weights, step, np.uint64(0), np.uint64(1), np.uint64(2),
                         s0, s1, s2, b0, b1, b2, a0, a1, a2)
+            if clamp and not quantize:
+                _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2)
             if not direct:
                 _store_row(a0, a1, a2, quantize, channels_last, out, y)
 
@@ -315,9 +319,133 @@ def _convert_yuv_row(rgb, x_lo, x_hi, flat, luma, luma_step, u, v, chroma_step, 
             i += np.uint64(3)
 
 
+def _resample_interleaved_hfirst(flat, base, row_stride, pixel_stride, channel_stride, channels,
+                                 y_start, y_weights, x_start, x_fixed, x_lo, x_hi,
+                                 channel_map, ring_rows, ring_row_ids, scale, bias, quantize, clamp,
+                                 channels_last, out, planar, direct, scratch, n_chunks):
+    """Pillow's order for filters with negative lobes (antialiased bicubic): horizontal pass first.
+
+    Pillow resamples horizontally first and stores that pass as 8-bit (rounded, clipped to
+    0..255) before the vertical pass; with bicubic's overshoot the clipping changes results by up
+    to 20 levels, so matching Pillow needs the same order. Each source row the vertical filter
+    needs is resampled horizontally once into a small ring of rows (one slot per vertical tap)
+    in Pillow's own fixed-point arithmetic (``x_fixed``: weights in units of 2**-22), so ties at
+    .5 round as in Pillow, then the vertical taps blend the ring in float32.
+    """
+    out_h = y_start.shape[0]
+    out_w = x_start.shape[0]
+    taps_y = y_weights.shape[1]
+    ring = ring_row_ids.shape[1]
+    span = (x_hi - x_lo) * channels
+    contiguous_pixels = pixel_stride == channels and channel_stride == 1
+    c0 = np.uint64(channel_map[0])
+    c1 = np.uint64(channel_map[1])
+    c2 = np.uint64(channel_map[2])
+    nil = np.float32(0.0)
+    width3 = 3 * out_w
+    for chunk in prange(n_chunks):
+        row = scratch[chunk]
+        slots = ring_rows[chunk]
+        ids = ring_row_ids[chunk]
+        for slot in range(ring):
+            ids[slot] = -1
+        y_begin = chunk * out_h // n_chunks
+        y_end = (chunk + 1) * out_h // n_chunks
+        for y in range(y_begin, y_end):
+            if direct:
+                a0 = planar[0, y]
+                a1 = planar[1, y]
+                a2 = planar[2, y]
+            else:
+                a0 = scratch[chunk, span:span + out_w]
+                a1 = scratch[chunk, span + out_w:span + 2 * out_w]
+                a2 = scratch[chunk, span + 2 * out_w:span + 3 * out_w]
+            for k in range(taps_y):
+                source_row = y_start[y] + k
+                slot = source_row % ring
+                resampled = slots[slot * width3:(slot + 1) * width3]
+                if ids[slot] != source_row:
+                    # One source row, as float, then the horizontal taps into three planar rows.
+                    first = base + source_row * row_stride
+                    if contiguous_pixels:
+                        src = flat[first + x_lo * channels:first + x_lo * channels + span]
+                        for i in range(span):
+                            row[i] = src[i]
+                    else:
+                        for x in range(x_lo, x_hi):
+                            for c in range(channels):
+                                row[(x - x_lo) * channels + c] = flat[first + x * pixel_stride + c * channel_stride]
+                    _horizontal_fixed(row, x_start, x_lo, x_fixed, channels, c0, c1, c2, resampled, out_w)
+                    ids[slot] = source_row
+                w = y_weights[y, k]
+                if k == 0:
+                    for j in range(out_w):
+                        a0[j] = w * resampled[j]
+                        a1[j] = w * resampled[out_w + j]
+                        a2[j] = w * resampled[2 * out_w + j]
+                else:
+                    for j in range(out_w):
+                        a0[j] += w * resampled[j]
+                        a1[j] += w * resampled[out_w + j]
+                        a2[j] += w * resampled[2 * out_w + j]
+            if quantize:
+                _store_row(a0, a1, a2, quantize, channels_last, out, y)
+            else:
+                s0 = scale[0]
+                s1 = scale[1]
+                s2 = scale[2]
+                b0 = bias[0]
+                b1 = bias[1]
+                b2 = bias[2]
+                for j in range(out_w):
+                    a0[j] = min(max(a0[j], nil), np.float32(255.0)) * s0 + b0
+                    a1[j] = min(max(a1[j], nil), np.float32(255.0)) * s1 + b1
+                    a2[j] = min(max(a2[j], nil), np.float32(255.0)) * s2 + b2
+                if not direct:
+                    _store_row(a0, a1, a2, quantize, channels_last, out, y)
+
+
+def _horizontal_fixed(row, x_start, x_lo, x_fixed, channels, c0, c1, c2, resampled, out_w):
+    """Pillow's 8-bit horizontal pass, exactly: (2**21 + sum k * pixel) >> 22, clipped to 0..255.
+
+    ``row`` holds integer pixel values (as float32); the three output channels go to consecutive
+    planar rows of ``resampled``.
+    """
+    taps = x_fixed.shape[1]
+    for j in range(out_w):
+        p = (x_start[j] - x_lo) * channels
+        a0 = np.int64(1 << 21)
+        a1 = np.int64(1 << 21)
+        a2 = np.int64(1 << 21)
+        for k in range(taps):
+            w = np.int64(x_fixed[j, k])
+            at = np.uint64(p + k * channels)
+            a0 += w * np.int64(row[at + c0])
+            a1 += w * np.int64(row[at + c1])
+            a2 += w * np.int64(row[at + c2])
+        resampled[j] = min(max(a0 >> 22, 0), 255)
+        resampled[out_w + j] = min(max(a1 >> 22, 0), 255)
+        resampled[2 * out_w + j] = min(max(a2 >> 22, 0), 255)
+
+
+def _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2):
+    """Clamp normalized values to the image of [0, 255] (filters with negative lobes overshoot)."""
+    top = np.float32(255.0)
+    h0 = top * s0 + b0
+    h1 = top * s1 + b1
+    h2 = top * s2 + b2
+    for j in range(a0.shape[0]):
+        a0[j] = min(max(a0[j], b0), h0)
+        a1[j] = min(max(a1[j], b1), h1)
+        a2[j] = min(max(a2[j], b2), h2)
+
+
 _store_row = helper(_store_row)
 _horizontal = helper(_horizontal)
 _blend_rows = helper(_blend_rows)
 _convert_yuv_row = helper(_convert_yuv_row)
+_clamp_rows = helper(_clamp_rows)
+_horizontal_fixed = helper(_horizontal_fixed)
 resample_interleaved = kernel(_resample_interleaved)
 resample_yuv = kernel(_resample_yuv)
+resample_interleaved_hfirst = kernel(_resample_interleaved_hfirst)

@@ -1,0 +1,152 @@
+"""``fixres-edge calibrate``: choose a FixRes scale policy (single size, cascade, or ensemble) on labeled photos."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+NAME = "calibrate"
+HELP = ("run every scale over labeled photos, measure each scale's latency, and pick the most accurate "
+        "policy (single, cascade, ensemble) within a time budget; prints the Pareto table")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR", nargs="?", default=None,
+                        help="labeled images: files named <wnid>_*.JPEG, or DIR/<wnid>/... folders "
+                             "(optional with --from-scores)")
+    parser.add_argument("--sizes", type=int, nargs="+", metavar="N", default=None,
+                        help="input sizes to try (default: the model's FixRes scale set; a static-size model "
+                             "has only its own size)")
+    parser.add_argument("--crop-pcts", type=float, nargs="+", metavar="P", default=None,
+                        help="crop fractions to try at each size (default: the card's crop_pct; a static-size "
+                             "model: 1.0 0.875 0.75)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--budget-ms", type=_positive_float, metavar="X", default=None,
+                        help="most a policy may cost per image on average, in ms on this device "
+                             "(default: the cost of the training size)")
+    budget.add_argument("--budget-rel", type=_positive_float, metavar="R", default=None,
+                        help="budget as a multiple of the training size's cost (e.g. 1.1)")
+    parser.add_argument("--out", metavar="FILE", default=None, help="write the chosen policy (JSON)")
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="draw the accuracy/cost plot (needs matplotlib: the 'plot' extra)")
+    parser.add_argument("--model", metavar="M", default=None,
+                        help="ONNX model file, or 'int8' for the bundled int8 model (default: bundled fp32)")
+    parser.add_argument("--classes", metavar="FILE", default=None,
+                        help="class table (TSV with a 'wnid' column), as for 'eval'")
+    parser.add_argument("--threads", type=int, metavar="T", default=1,
+                        help="threads for inference and preprocessing (default 1: latency is measured with it)")
+    parser.add_argument("--limit", type=int, metavar="N", default=None,
+                        help="use N images, evenly spaced over the sorted list")
+    parser.add_argument("--crop", choices=("center", "smart"), default=None,
+                        help="crop window: center (default) or smart")
+    parser.add_argument("--repeats", type=int, metavar="K", default=25,
+                        help="timed runs per scale for the latency medians (default 25)")
+    parser.add_argument("--cv-repeats", type=int, metavar="K", default=5,
+                        help="random halvings for the 2-fold cross-validation (default 5)")
+    parser.add_argument("--save-scores", metavar="NPZ", default=None,
+                        help="save every image's probabilities at every scale (search again with --from-scores)")
+    parser.add_argument("--from-scores", metavar="NPZ", default=None,
+                        help="search saved scores instead of running the photos (latency is measured again)")
+    parser.add_argument("--all", action="store_true", help="print every candidate, not just the Pareto front")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def scales_label(candidate) -> str:
+    return ", ".join(map(str, candidate.scales))
+
+
+def run(args: argparse.Namespace) -> int:
+    from fixres_edge.calibrate import Scores, calibrate, calibration_scales, format_table, plot_pareto
+    from fixres_edge.evaluate import LabeledFolder, format_percent, progress_bar
+    from fixres_edge.runtime import Classifier
+
+    for flag, value in (("--threads", args.threads), ("--limit", args.limit), ("--repeats", args.repeats),
+                        ("--cv-repeats", args.cv_repeats)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if args.directory is None and args.from_scores is None:
+        raise ValueError("give a DIR of labeled images (or --from-scores NPZ)")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise RuntimeError("--plot needs matplotlib: pip install 'fixres-edge[plot]'") from None
+    classifier = Classifier(model=args.model, threads=args.threads, crop=args.crop)
+    scales = calibration_scales(classifier, args.sizes, args.crop_pcts)
+    classifier.warmup(scales)
+    scores = reader = None
+    dataset = None
+    if args.from_scores:
+        scores = Scores.load(args.from_scores)
+        if scores.model and scores.model != classifier.model.name:
+            raise ValueError(f"{args.from_scores} holds scores of model {scores.model}, not {classifier.model.name}")
+        if args.sizes is None and args.crop_pcts is None:
+            scales = scores.scales
+    else:
+        reader = LabeledFolder(args.directory, classes=args.classes, labels=classifier.labels,
+                               num_classes=len(classifier.labels) or None, limit=args.limit)
+        dataset = f"{Path(args.directory).name} ({len(reader)} images)"
+    bar = progress_bar(len(reader) if reader is not None else None, "calibrate")
+    start = time.perf_counter()
+    try:
+        result = calibrate(classifier, reader, scales, budget_ms=args.budget_ms, budget_rel=args.budget_rel,
+                           latency_repeats=args.repeats, cv_repeats=args.cv_repeats, scores=scores,
+                           progress=bar.update, dataset=dataset)
+    finally:
+        bar.close()
+    total_s = time.perf_counter() - start
+    if args.save_scores:
+        result.scores.save(args.save_scores)
+    if args.out:
+        result.policy.save(args.out)
+    if args.plot:
+        plot_pareto(result.search, args.plot, title=f"{classifier.model.name}: FixRes scale policies "
+                                                    f"(n={result.scores.n}, {result.device.split(',')[-1].strip()})")
+    s = result.search
+    if args.json:
+        data = result.to_dict()
+        data["seconds"]["total"] = total_s
+        data["policy_file"] = args.out
+        print(json.dumps(data))
+    else:
+        lat = ", ".join(f"{k} {v.cost:.2f}" for k, v in sorted(result.latency.items()))
+        print(f"model {classifier.model.name}, {result.scores.n} images, scales "
+              f"{', '.join(map(str, result.scores.scales))}")
+        print(f"latency (ms, median of {args.repeats} interleaved runs on {result.device}): {lat}")
+        print(f"budget {s.budget_ms:.2f} ms = {s.budget_ms / s.train_cost_ms:.2f}x {s.train_scale}; "
+              f"top-1 cross-validated ({s.cv}); {len(s.candidates)} candidates")
+        print()
+        rows = sorted(s.candidates, key=lambda c: c.cost_cv_ms) if args.all else s.pareto
+        if s.chosen not in rows:
+            rows = sorted([*rows, s.chosen], key=lambda c: c.cost_cv_ms)
+        print("\n".join(format_table(s, rows, result.scores.scales)))
+        print()
+        c = s.chosen
+        best = s.best_single
+        print(f"chosen   {c.label}" + (f", threshold {c.threshold:g}" if c.threshold is not None else "")
+              + f": top-1 {format_percent(c.top1_cv)} cross-validated ({format_percent(c.top1)} on all images), "
+              f"{c.cost_ms:.2f} ms = {c.cost_ms / s.train_cost_ms:.2f}x {s.train_scale}")
+        if s.selection_cv.get("top1") is not None:
+            print(f"         the whole choice redone on each half and scored on the other: top-1 "
+                  f"{format_percent(s.selection_cv['top1'])}")
+        print(f"best single {scales_label(best)}: top-1 {format_percent(best.top1)}, "
+              f"{best.cost_ms / s.train_cost_ms:.2f}x")
+        timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+        print(f"time     {total_s:.1f} s ({timing})")
+        if args.out:
+            print(f"policy   written to {args.out}")
+        else:
+            print("policy   not written (use --out FILE)")
+    for name, message in result.errors:
+        text = message if name in message else f"{name}: {message}"
+        print(f"fixres-edge calibrate: error: {text}", file=sys.stderr)
+    return 1 if result.errors else 0
