@@ -176,8 +176,8 @@ def kernel(fn: Callable) -> KernelPair:
     )
 
 
-def helper(fn: Callable) -> Callable:
-    """Declare an inlined helper called from kernels (``njit`` with the same options, lazily).
+def helper(fn: Callable, inline: bool = True) -> Callable:
+    """Declare a helper called from kernels (``njit`` with the same options; inlined by default).
 
     Helpers must live in the same file as the kernels that call them: the cache only notices
     edits to the kernel's own file.
@@ -185,7 +185,7 @@ def helper(fn: Callable) -> Callable:
     if jit_disabled():
         return fn
     numba = configure_numba()
-    return numba.njit(inline="always", **JIT_OPTIONS)(fn)
+    return numba.njit(inline="always" if inline else "never", **JIT_OPTIONS)(fn)
 
 
 # One parallel kernel runs at a time in the process: Numba's default "workqueue" threading layer

@@ -16,13 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-# OpenCV's BT.601 limited-range YUV->RGB coefficients (fixed point with 20 fractional bits in
-# modules/imgproc/src/color_yuv.simd.hpp), as floats: cy, cub, cug, cvg, cvr.
-BT601_COEFFICIENTS = np.array([1220542, 2116026, -409993, -852492, 1673527], np.float64) / (1 << 20)
-BT601_COEFFICIENTS = BT601_COEFFICIENTS.astype(np.float32)
-BT601_COEFFICIENTS.setflags(write=False)
-
-
 @dataclass(frozen=True, eq=False)
 class YuvPlanes:
     """Where the planes of one frame sit inside one flat byte view."""
@@ -115,6 +108,6 @@ def run_yuv(pre, image, out: np.ndarray, fmt: str, width: int | None = None) -> 
     source = (planes.flat, planes.luma_base, planes.luma_row_stride, planes.luma_pixel_stride,
               planes.u_base, planes.v_base, planes.chroma_row_stride, planes.chroma_pixel_stride, chroma_row_shift,
               plan.y.start, plan.y.weights, plan.x.start, plan.x.weights, plan.x.lo, plan.x.hi,
-              convert_lo, convert_hi, BT601_COEFFICIENTS, rgb_rows, rgb_row_ids)
+              convert_lo, convert_hi, rgb_rows, rgb_row_ids)
     pre._launch_kernel(resample_yuv, source, (plan.x.hi - plan.x.lo) * 3, plan.geometry.out_h,
                        plan.geometry.out_w, out)
