@@ -26,7 +26,6 @@ import math
 import os
 import re
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,13 +102,6 @@ def read_all(reader: Reader) -> list[LabeledImage]:
     while (item := reader.get_next()) is not None:
         items.append(item)
     return items
-
-
-def reader_length(reader: Reader) -> int | None:
-    try:
-        return len(reader)  # type: ignore[arg-type]
-    except TypeError:
-        return None
 
 
 # ---------------------------------------------------------------------- class tables
@@ -342,7 +334,10 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     denom = 1.0 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    # The bounds are exactly 0 and 1 when nothing or everything succeeded (rounding would miss them).
+    low = 0.0 if successes <= 0 else max(0.0, center - half)
+    high = 1.0 if successes >= n else min(1.0, center + half)
+    return (low, high)
 
 
 def bootstrap_interval(values: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -533,7 +528,3 @@ def format_percent(value: float | None, interval: Sequence[float] | None = None)
     if interval is not None:
         text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
     return text
-
-
-def elapsed(start: float) -> float:
-    return time.perf_counter() - start

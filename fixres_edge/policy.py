@@ -25,6 +25,9 @@ import numpy as np
 
 MODES = ("single", "cascade", "ensemble")
 COMBINES = ("last", "mean")
+# Cascade confidence: the top probability, or the margin between the top two (a small margin
+# means two classes compete, the case a higher resolution resolves best).
+CONFIDENCES = ("max", "margin")
 POLICY_FORMAT = "fixres_edge.scale_policy"
 POLICY_VERSION = 1
 #: FixRes rule: test sizes relative to the training size (about 0.86x, 1x, 1.14x, 1.29x).
@@ -105,6 +108,9 @@ class ScalePolicy:
         Cascade: escalate to the next scale while the top probability is below this, in (0, 1].
     combine : {"last", "mean"}
         Cascade answer: the last scale's probabilities or the mean over the scales run.
+    confidence : {"max", "margin"}
+        Cascade: what is compared with ``threshold``, the top probability or the top-1 minus
+        top-2 margin.
     accuracy, latency_ms : dict or None
         What the policy measured when it was chosen (e.g. ``{"top1": 0.889, "n": 500}``).
     device : str or None
@@ -117,6 +123,7 @@ class ScalePolicy:
     mode: str = "single"
     threshold: float | None = None
     combine: str = "last"
+    confidence: str = "max"
     accuracy: dict | None = field(default=None, hash=False)
     latency_ms: dict | None = field(default=None, hash=False)
     device: str | None = None
@@ -132,6 +139,8 @@ class ScalePolicy:
             raise ValueError(f"policy mode {self.mode!r} is not valid; valid: {', '.join(MODES)}")
         if self.combine not in COMBINES:
             raise ValueError(f"policy combine {self.combine!r} is not valid; valid: {', '.join(COMBINES)}")
+        if self.confidence not in CONFIDENCES:
+            raise ValueError(f"policy confidence {self.confidence!r} is not valid; valid: {', '.join(CONFIDENCES)}")
         if not scales:
             raise ValueError("a policy needs at least one scale")
         if len(set(scales)) != len(scales):
@@ -173,7 +182,7 @@ class ScalePolicy:
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, with ``format`` and ``version`` keys."""
-        return {
+        data = {
             "format": POLICY_FORMAT,
             "version": POLICY_VERSION,
             "model": self.model,
@@ -186,6 +195,9 @@ class ScalePolicy:
             "device": self.device,
             "notes": self.notes,
         }
+        if self.confidence != "max":  # older readers keep working on max-confidence policies
+            data["confidence"] = self.confidence
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ScalePolicy":
@@ -201,7 +213,8 @@ class ScalePolicy:
             raise ValueError(f"scale policy has no 'version'; this fixres_edge reads version {POLICY_VERSION}")
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= POLICY_VERSION:
             raise ValueError(f"scale policy version {version!r} is not supported; supported: 1..{POLICY_VERSION}")
-        valid = ("model", "scales", "mode", "threshold", "combine", "accuracy", "latency_ms", "device", "notes")
+        valid = ("model", "scales", "mode", "threshold", "combine", "confidence", "accuracy", "latency_ms",
+                 "device", "notes")
         unknown = sorted(set(data) - set(valid))
         if unknown:
             raise ValueError(f"unknown scale policy key(s) {', '.join(unknown)}; valid: format, version, "
@@ -308,12 +321,26 @@ def _mean(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack([np.asarray(a, dtype=np.float64) for a in arrays]), axis=0).astype(np.float32)
 
 
+def cascade_confidence(probs: np.ndarray, confidence: str = "max"):
+    """The value a cascade compares with its threshold, in the probabilities' dtype.
+
+    "max": the top probability; "margin": top-1 minus top-2 probability.
+    """
+    probs = np.asarray(probs)
+    if confidence == "margin" and probs.size >= 2:
+        top_two = np.partition(probs, probs.size - 2)[-2:]
+        return top_two[1] - top_two[0]
+    return np.max(probs)
+
+
 def run_policy(policy: ScalePolicy, infer: Callable[[Scale], np.ndarray]) -> PolicyResult:
     """Execute ``policy`` with ``infer(scale) -> probs`` (1-D probabilities for one scale).
 
-    single: one call. cascade: call the scales in order, stopping after the first whose top
-    probability is >= ``threshold`` (compared in the dtype of the probabilities) or the last; the answer is that scale's probabilities, or the
-    mean over the scales run when ``combine == "mean"``. ensemble: the mean over every scale.
+    single: one call. cascade: call the scales in order, stopping after the first whose
+    confidence (:func:`cascade_confidence`: top probability, or top-1 minus top-2 margin) is
+    >= ``threshold`` (compared in the probabilities' dtype), or the last; the answer is that
+    scale's probabilities, or the mean over the scales run when ``combine == "mean"``.
+    ensemble: the mean over every scale.
     """
     if not isinstance(policy, ScalePolicy):
         raise TypeError(f"policy must be a ScalePolicy, got {type(policy).__name__}")
@@ -327,7 +354,7 @@ def run_policy(policy: ScalePolicy, infer: Callable[[Scale], np.ndarray]) -> Pol
             break
         # Compared in the probabilities' own dtype (NumPy 2 casts the Python float threshold to
         # float32), as a calibration that vectorizes ``probs.max(axis=1) >= threshold`` does.
-        if policy.mode == "cascade" and bool(np.max(probs) >= policy.threshold):
+        if policy.mode == "cascade" and bool(cascade_confidence(probs, policy.confidence) >= policy.threshold):
             break
     if policy.mode == "ensemble" or (policy.mode == "cascade" and policy.combine == "mean" and len(outputs) > 1):
         answer = _mean(outputs)

@@ -39,6 +39,9 @@ INPUT_FORMATS = tuple(INTERLEAVED_FORMATS) + YUV_FORMATS
 # Plans cached per Preprocessor (input shape and strides -> tables). Each plan holds two small
 # tables (a few KB); the bound keeps a stream of odd sizes from growing memory.
 PLAN_CACHE_SIZE = 64
+# Model inputs are at most a few thousand pixels a side; a bigger size is almost surely a mistake
+# (and would try to allocate gigabytes).
+MAX_SIZE = 8192
 
 
 def _choices(values) -> str:
@@ -55,6 +58,8 @@ def _normalize_size(size) -> tuple[int, int]:
         raise ValueError(f"size must be an int or a (height, width) pair of ints, got {size!r}")
     if size[0] <= 0 or size[1] <= 0:
         raise ValueError(f"size must be positive, got {size!r}")
+    if size[0] > MAX_SIZE or size[1] > MAX_SIZE:
+        raise ValueError(f"size {size!r} is larger than {MAX_SIZE} pixels per side (a model input, not a photo)")
     return size
 
 
@@ -65,8 +70,9 @@ def _three(name: str, values) -> tuple[float, float, float]:
         raise TypeError(f"{name} must be a number or a sequence of 1 or 3 numbers, got {values!r}")
     try:
         values = tuple(float(v) for v in values)
-    except TypeError:
-        raise TypeError(f"{name} must be a number or a sequence of 1 or 3 numbers, got {values!r}") from None
+    except (TypeError, ValueError):
+        shown = " ".join(repr(values).split())
+        raise TypeError(f"{name} must be a number or a sequence of 1 or 3 numbers, got {shown}") from None
     if len(values) == 1:
         values = values * 3
     if len(values) != 3:
@@ -117,11 +123,22 @@ class PreprocessConfig:
         std = _three("std", self.std)
         if any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {std!r}")
+        with np.errstate(all="ignore"):
+            scale = 1.0 / (255.0 * np.asarray(std, np.float64))
+            bias = -np.asarray(self.mean, np.float64) * scale * 255.0
+        if not (np.isfinite(scale.astype(np.float32)).all() and np.isfinite(bias.astype(np.float32)).all()):
+            raise ValueError(f"mean / std give non-finite float32 normalization (std too small?): "
+                             f"mean={self.mean!r}, std={std!r}")
         set_(self, "std", std)
         set_(self, "input_format", _choice("input_format", self.input_format, INPUT_FORMATS, str.upper))
         set_(self, "layout", _choice("layout", self.layout, LAYOUTS, str.upper))
-        set_(self, "dtype", _choice("dtype", np.dtype(self.dtype).name if isinstance(self.dtype, type) else self.dtype,
-                                    DTYPES))
+        dtype = self.dtype
+        if isinstance(dtype, (type, np.dtype)):
+            try:
+                dtype = np.dtype(dtype).name
+            except TypeError:
+                pass
+        set_(self, "dtype", _choice("dtype", dtype, DTYPES))
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, Integral)
                                          or self.threads < 1):
             raise ValueError(f"threads must be None or a positive int, got {self.threads!r}")
@@ -270,6 +287,8 @@ class Preprocessor:
 
     def out_shape(self, n: int = 1) -> tuple[int, int, int, int]:
         """Output shape for a batch of ``n``: (n, 3, h, w) for NCHW, (n, h, w, 3) for NHWC."""
+        if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
         h, w = self.config.size
         return (n, 3, h, w) if self.config.layout == "NCHW" else (n, h, w, 3)
 
@@ -398,6 +417,9 @@ class Preprocessor:
 
             run_yuv(self, image, out, fmt, width)
             return
+        if width is not None:
+            raise ValueError(f"width= applies only to YUV frames ({', '.join(YUV_FORMATS)}), "
+                             f"not to input_format {fmt!r}")
         flat, base, row_stride, pixel_stride, channel_stride, channels, h, w = _as_source(image, fmt)
         shift = (0, 0)
         if self.config.crop == "smart":

@@ -283,8 +283,8 @@ class RollingStats:
         self._latency = deque(maxlen=self.window)
         self.count = 0
         self.last = self.start
-        # Every latency, for the summary's percentiles (8 bytes a frame: a day at 30 fps is 20 MB,
-        # so only a bounded reservoir is kept).
+        # Latencies for the summary's percentiles: the last 100000 frames (about an hour at 30 fps),
+        # so that a stream running for weeks keeps a bounded memory.
         self._all = deque(maxlen=100_000)
 
     def add(self, done: float, latency_ms: float) -> None:
@@ -306,7 +306,8 @@ class RollingStats:
         return sum(self._latency) / len(self._latency) if self._latency else 0.0
 
     def summary(self) -> dict[str, Any]:
-        """Run totals: ``frames``, ``elapsed_s``, ``fps`` (whole run), ``latency_ms`` (mean, p50, p90, max)."""
+        """Run totals: ``frames``, ``elapsed_s``, ``fps`` (whole run), and ``latency_ms`` (mean, p50,
+        p90, max over the last 100000 frames)."""
         elapsed = self.last - self.start
         latencies = np.asarray(self._all, np.float64)
         if latencies.size:

@@ -28,9 +28,9 @@ def warmup(threads: tuple[int | None, ...] = (1, None), dtypes=DTYPES, layouts=L
 
     Parameters
     ----------
-    threads : tuple of (int or None)
+    threads : int, None, or a tuple of them
         Thread settings to prepare: 1 compiles the serial kernels, None (or > 1) the parallel ones.
-    dtypes, layouts : sequences of str
+    dtypes, layouts : str or sequences of str
         Output dtypes and layouts to prepare (default: all).
     verbose : bool
         Print one line per signature.
@@ -40,6 +40,15 @@ def warmup(threads: tuple[int | None, ...] = (1, None), dtypes=DTYPES, layouts=L
     dict
         Seconds spent per (format, dtype, layout, threads) key, as strings.
     """
+    if threads is None or isinstance(threads, int):
+        threads = (threads,)
+    if isinstance(dtypes, str):
+        dtypes = (dtypes,)
+    if isinstance(layouts, str):
+        layouts = (layouts,)
+    for t in threads:
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+            raise ValueError(f"threads must be None or positive ints, got {t!r}")
     spent: dict[str, float] = {}
     for fmt, image in _samples():
         for dtype in dtypes:
@@ -47,7 +56,7 @@ def warmup(threads: tuple[int | None, ...] = (1, None), dtypes=DTYPES, layouts=L
                 for thread_setting in threads:
                     # A size that needs every code path: shrink with 2+ taps on both axes.
                     pre = Preprocessor(size=4, crop_pct=0.875, input_format=fmt, dtype=dtype, layout=layout,
-                                       threads=None if thread_setting is None else max(1, thread_setting))
+                                       threads=thread_setting)
                     start = time.perf_counter()
                     pre(image)
                     key = f"{fmt}/{dtype}/{layout}/threads={thread_setting}"

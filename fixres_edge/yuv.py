@@ -52,6 +52,8 @@ def locate_planes(image, fmt: str, width: int | None = None) -> YuvPlanes:
     if image.dtype != np.uint8:
         raise TypeError(f"image dtype must be uint8 for input_format {fmt!r}, got {image.dtype}")
     if fmt == "YUYV":
+        if width is not None:
+            raise ValueError("width= is for planar YUV frames (NV12, NV21, I420); a YUYV array's width is its own")
         if image.ndim != 3 or image.shape[2] != 2 or image.shape[1] % 2 or 0 in image.shape:
             raise ValueError(f"input_format 'YUYV' expects an (H, W, 2) array with even W, got shape {image.shape}")
         if image.strides[2] != 1 or image.strides[1] != 2 or image.strides[0] <= 0:
@@ -66,6 +68,8 @@ def locate_planes(image, fmt: str, width: int | None = None) -> YuvPlanes:
     if image.strides[1] != 1 or image.strides[0] <= 0:
         raise ValueError(f"input_format {fmt!r} needs rows of contiguous bytes (a row-padded view is fine)")
     h = image.shape[0] * 2 // 3
+    if width is not None and (isinstance(width, bool) or not isinstance(width, (int, np.integer))):
+        raise TypeError(f"width must be an int (the image width in pixels), got {width!r}")
     w = image.shape[1] if width is None else int(width)
     if h % 2 or w % 2 or not 0 < w <= image.shape[1]:
         raise ValueError(f"expected {expected} (width <= {image.shape[1]}), got shape {image.shape}"

@@ -48,8 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use N images, evenly spaced over the sorted list")
     parser.add_argument("--crop", choices=("center", "smart"), default=None,
                         help="crop window: center (default) or smart")
-    parser.add_argument("--repeats", type=int, metavar="K", default=25,
-                        help="timed runs per scale for the latency medians (default 25)")
+    parser.add_argument("--confidence", nargs="+", choices=("max", "margin"), default=None,
+                        help="cascade confidence: top probability (max) and/or top-1 minus top-2 (margin) "
+                             "(default: what the policy format supports)")
+    parser.add_argument("--repeats", type=int, metavar="K", default=40,
+                        help="timed rounds (every scale once, interleaved) for the latency medians (default 40)")
     parser.add_argument("--cv-repeats", type=int, metavar="K", default=5,
                         help="random halvings for the 2-fold cross-validation (default 5)")
     parser.add_argument("--save-scores", metavar="NPZ", default=None,
@@ -65,7 +68,9 @@ def scales_label(candidate) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fixres_edge.calibrate import Scores, calibrate, calibration_scales, format_table, plot_pareto
+    from fixres_edge.calibrate import (
+        Scores, calibrate, calibration_scales, format_table, plot_pareto, policy_supports_margin,
+    )
     from fixres_edge.evaluate import LabeledFolder, format_percent, progress_bar
     from fixres_edge.runtime import Classifier
 
@@ -73,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
                         ("--cv-repeats", args.cv_repeats)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
+    if args.confidence and "margin" in args.confidence and not policy_supports_margin():
+        raise ValueError("--confidence margin needs a policy format with a 'confidence' field; "
+                         "this version supports: max")
     if args.directory is None and args.from_scores is None:
         raise ValueError("give a DIR of labeled images (or --from-scores NPZ)")
     if args.plot:
@@ -100,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = calibrate(classifier, reader, scales, budget_ms=args.budget_ms, budget_rel=args.budget_rel,
                            latency_repeats=args.repeats, cv_repeats=args.cv_repeats, scores=scores,
-                           progress=bar.update, dataset=dataset)
+                           progress=bar.update, dataset=dataset, confidences=args.confidence)
     finally:
         bar.close()
     total_s = time.perf_counter() - start
@@ -121,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         lat = ", ".join(f"{k} {v.cost:.2f}" for k, v in sorted(result.latency.items()))
         print(f"model {classifier.model.name}, {result.scores.n} images, scales "
               f"{', '.join(map(str, result.scores.scales))}")
-        print(f"latency (ms, median of {args.repeats} interleaved runs on {result.device}): {lat}")
+        print(f"latency (ms per scale run; medians of {args.repeats} interleaved rounds, paired against "
+              f"{result.search.train_scale}; {result.device}): {lat}")
         print(f"budget {s.budget_ms:.2f} ms = {s.budget_ms / s.train_cost_ms:.2f}x {s.train_scale}; "
               f"top-1 cross-validated ({s.cv}); {len(s.candidates)} candidates")
         print()

@@ -6,7 +6,7 @@ import json
 import sys
 
 NAME = "eval"
-HELP = "accuracy (top-1, top-5 with 95 % intervals) and timings on a folder of labeled images"
+HELP = "accuracy (top-1, top-5 with 95-percent intervals) and timings on a folder of labeled images"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
