@@ -246,6 +246,22 @@ def _source_name(source: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
+CALIBRATED = "calibrated"
+
+
+def calibrated_policy_path(model_path: Path, card: ModelCard) -> Path:
+    """The policy file saved next to a model: ``<stem>.policy.json``, else ``<card name>.policy.json``."""
+    model_path = Path(model_path)
+    candidates = [model_path.with_name(model_path.stem + ".policy.json")]
+    if card.name:
+        candidates.append(model_path.with_name(f"{card.name}.policy.json"))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no calibrated policy next to {model_path.name} (looked for "
+                            f"{', '.join(c.name for c in candidates)}); run fixres-edge calibrate --out <file>")
+
+
 # ---------------------------------------------------------------------- classifier
 class Classifier:
     """An ONNX image classifier with its own preprocessing and a FixRes scale policy.
@@ -258,7 +274,9 @@ class Classifier:
         float16 or uint8, static or dynamic size).
     policy : ScalePolicy, str, PathLike or None
         Which scales to run (a policy or a policy JSON file). ``None``: one scale at the model's
-        training size (or its static size) and crop_pct.
+        training size (or its static size) and crop_pct. ``"calibrated"``: the policy file saved
+        next to the model (``<model>.policy.json`` or ``<card name>.policy.json``), as
+        ``fixres-edge calibrate`` writes it; the bundled model ships one.
     threads : int or None
         Intra-op threads for ONNX Runtime and the preprocessing kernel. ``None``: ONNX Runtime's
         default, and a serial preprocessing kernel (it is ~2 % of the inference time, and a second
@@ -295,13 +313,15 @@ class Classifier:
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         if not isinstance(reduced_decode, (bool, np.bool_)):
             raise TypeError(f"reduced_decode must be True or False, got {reduced_decode!r}")
-        if isinstance(policy, (str, os.PathLike)):
+        if isinstance(policy, (str, os.PathLike)) and policy != CALIBRATED:
             policy = ScalePolicy.load(policy)
         self.threads = threads
         # Preprocessing is ~2 % of inference at model sizes: by default it runs serially, so a
         # second thread pool does not wake up and compete with ONNX Runtime's (onnxruntime#3099).
         self._preprocess_threads = 1 if threads is None else threads
         self.model: LoadedModel = load_model(model, threads=threads, providers=providers)
+        if policy == CALIBRATED:
+            policy = ScalePolicy.load(calibrated_policy_path(self.model.path, self.model.card))
         self.settings = resolve_settings(
             self.model.card, self.model.input, policy=policy, size=size, crop_pct=crop_pct,
             interpolation=interpolation, antialias=antialias, mean=mean, std=std, crop=crop,

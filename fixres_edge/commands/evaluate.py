@@ -41,7 +41,7 @@ def describe_policy(policy) -> str:
         map(str, policy.scales))
     text = f"{policy.mode} {scales}"
     if policy.mode == "cascade":
-        text += f" (threshold {policy.threshold:g}, combine {policy.combine})"
+        text += f" (threshold {policy.threshold:g} on the {'top-2 margin' if policy.confidence == 'margin' else 'top probability'}, combine {policy.combine})"
     return text
 
 
