@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
-    except (ValueError, TypeError, OSError, RuntimeError) as error:
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as error:
         if args.debug:
             raise
         print(f"fixres-edge {args.command}: error: {error}", file=sys.stderr)

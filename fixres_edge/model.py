@@ -229,7 +229,13 @@ def bundled_model_path(name: str | None = BUNDLED_MODEL, int8: bool = False) -> 
     """
     name = name or BUNDLED_MODEL
     filename = f"{name}_int8.onnx" if int8 else f"{name}.onnx"
-    path = Path(str(importlib.resources.files("fixres_edge.models") / filename))
+    try:
+        folder = Path(str(importlib.resources.files("fixres_edge.models")))
+    except ModuleNotFoundError:
+        # A source checkout on sys.path (not installed): pyproject maps models/ to
+        # fixres_edge.models only at install time.
+        folder = Path(__file__).resolve().parents[1] / "models"
+    path = folder / filename
     if not path.is_file():
         raise FileNotFoundError(f"bundled model {filename} is not installed (looked in {path.parent})")
     return path
