@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Preprocessor": "fixres_edge.preprocess",
     "PreprocessConfig": "fixres_edge.preprocess",
-    "warmup": "fixres_edge.warmup",
+    "warmup": "fixres_edge.warm",  # module named apart from the function: `fixres_edge.warmup()` stays callable
     "load_image": "fixres_edge.decode",
     "Classifier": "fixres_edge.runtime",
     "Prediction": "fixres_edge.runtime",

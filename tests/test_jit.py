@@ -99,10 +99,19 @@ def test_thread_count_is_restored():
 
 @pytest.mark.aarch64
 def test_warmup_compiles_requested_signatures():
-    from fixres_edge.warmup import warmup
+    from fixres_edge.warm import warmup
 
     spent = warmup(threads=1, dtypes="uint8", layouts="NHWC")
-    assert len(spent) == 4  # BGR, BGRA, GRAY, NV12
+    assert len(spent) == 5  # BGR bilinear and bicubic, BGRA, GRAY, NV12
     assert all(t >= 0 for t in spent.values())
     with pytest.raises(ValueError, match="threads"):
         warmup(threads=(0,))
+
+
+def test_top_level_warmup_is_the_function_even_after_the_cli_imported_its_module():
+    import fixres_edge
+    import fixres_edge.commands.warmup  # noqa: F401  (imports the implementation module)
+    from fixres_edge.warm import warmup
+
+    assert fixres_edge.warmup is warmup
+    assert callable(fixres_edge.warmup)

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from fixres_edge._jit import configure_numba
-    from fixres_edge.warmup import warmup
+    from fixres_edge.warm import warmup
 
     numba = configure_numba()
     start = time.perf_counter()
