@@ -176,6 +176,11 @@ def kernel(fn: Callable) -> KernelPair:
     )
 
 
+def serial_kernel(fn: Callable) -> _LazyDispatcher:
+    """Declare a kernel that only ever runs on one thread (compiled lazily, cached, GIL released)."""
+    return _LazyDispatcher(fn, parallel=False)
+
+
 def helper(fn: Callable, inline: bool = True) -> Callable:
     """Declare a helper called from kernels (``njit`` with the same options; inlined by default).
 

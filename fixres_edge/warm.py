@@ -66,6 +66,14 @@ def warmup(threads: tuple[int | None, ...] = (1, None), dtypes=DTYPES, layouts=L
                     spent[key] = time.perf_counter() - start
                     if verbose:
                         print(f"{key:40s} {spent[key] * 1000:8.1f} ms")
+    # Post-processing kernels (softmax, top-k) used by Classifier.
+    from fixres_edge.runtime import softmax, top_k
+
+    start = time.perf_counter()
+    top_k(softmax(np.linspace(-1.0, 1.0, 10, dtype=np.float32)), 3)
+    spent["postprocess"] = time.perf_counter() - start
+    if verbose:
+        print(f"{'postprocess':40s} {spent['postprocess'] * 1000:8.1f} ms")
     return spent
 
 

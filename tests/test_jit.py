@@ -102,7 +102,7 @@ def test_warmup_compiles_requested_signatures():
     from fixres_edge.warm import warmup
 
     spent = warmup(threads=1, dtypes="uint8", layouts="NHWC")
-    assert len(spent) == 5  # BGR bilinear and bicubic, BGRA, GRAY, NV12
+    assert len(spent) == 6  # BGR bilinear and bicubic, BGRA, GRAY, NV12, postprocess
     assert all(t >= 0 for t in spent.values())
     with pytest.raises(ValueError, match="threads"):
         warmup(threads=(0,))
