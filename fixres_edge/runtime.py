@@ -513,7 +513,8 @@ class Classifier:
         for scale in (self.policy.scales if sizes is None else sizes):
             scale = self.scale(scale)
             side = self.preprocessor(scale).min_short_side
-            self._run_scale(np.zeros((side, side + side // 3, 3), np.uint8), scale, "BGR")
+            raw, _, _ = self._run_scale(np.zeros((side, side + side // 3, 3), np.uint8), scale, "BGR")
+            top_k(self._to_probs(raw), 5)  # the post-processing kernels compile here too
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image_or_path, topk: int = 5, *, size: int | None = None,
