@@ -239,7 +239,7 @@ def spread(items: Sequence, limit: int | None) -> list:
     return [items[i * len(items) // limit] for i in range(limit)]
 
 
-class LabeledFolder:
+class LabeledFolder(ListReader):
     """A labeled image folder as a reader (``get_next()``), in sorted, deterministic order.
 
     Parameters
@@ -290,8 +290,7 @@ class LabeledFolder:
                                  f"model's 0..{num_classes - 1}")
             items.append(LabeledImage(path, index, wnid, path.relative_to(self.root).as_posix()))
         self.total = len(items)
-        self.items = tuple(spread(items, limit))
-        self._next = 0
+        super().__init__(spread(items, limit))
 
     def _mapping(self, labeled, classes, labels, num_classes) -> tuple[Mapping[str, int], str]:
         table = classes if isinstance(classes, ClassTable) else (
@@ -307,22 +306,6 @@ class LabeledFolder:
         if num_classes is not None and len(wnids) == num_classes and folders == set(wnids):
             return {w: i for i, w in enumerate(wnids)}, "sorted wnid folders"
         return {}, "the file names (no class table found)"
-
-    def get_next(self) -> LabeledImage | None:
-        if self._next >= len(self.items):
-            return None
-        item = self.items[self._next]
-        self._next += 1
-        return item
-
-    def rewind(self) -> None:
-        self._next = 0
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[LabeledImage]:
-        return iter(self.items)
 
 
 # ---------------------------------------------------------------------- statistics
