@@ -115,3 +115,15 @@ def test_top_level_warmup_is_the_function_even_after_the_cli_imported_its_module
 
     assert fixres_edge.warmup is warmup
     assert callable(fixres_edge.warmup)
+
+
+def test_openmp_waits_passively_unless_the_user_chose(tmp_path):
+    code = """
+        import os
+        from fixres_edge._jit import configure_numba
+        configure_numba()
+        print(os.environ.get("OMP_WAIT_POLICY"))
+    """
+    if "OMP_WAIT_POLICY" not in os.environ:
+        assert _run(code, {}, tmp_path).strip() == "PASSIVE"
+    assert _run(code, {"OMP_WAIT_POLICY": "ACTIVE"}, tmp_path).strip() == "ACTIVE"
