@@ -16,9 +16,10 @@ from fixres_edge import _jit
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(code: str, env_extra: dict[str, str], tmp_path: Path) -> str:
+def _run(code: str, env_extra: dict[str, str | None], tmp_path: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env.update(env_extra)
+    env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
@@ -124,6 +125,5 @@ def test_openmp_waits_passively_unless_the_user_chose(tmp_path):
         configure_numba()
         print(os.environ.get("OMP_WAIT_POLICY"))
     """
-    if "OMP_WAIT_POLICY" not in os.environ:
-        assert _run(code, {}, tmp_path).strip() == "PASSIVE"
+    assert _run(code, {"OMP_WAIT_POLICY": None}, tmp_path).strip() == "PASSIVE"
     assert _run(code, {"OMP_WAIT_POLICY": "ACTIVE"}, tmp_path).strip() == "ACTIVE"
