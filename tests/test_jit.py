@@ -118,12 +118,14 @@ def test_top_level_warmup_is_the_function_even_after_the_cli_imported_its_module
     assert callable(fixres_edge.warmup)
 
 
-def test_openmp_waits_passively_unless_the_user_chose(tmp_path):
+def test_openmp_spins_briefly_unless_the_user_chose(tmp_path):
     code = """
         import os
         from fixres_edge._jit import configure_numba
         configure_numba()
-        print(os.environ.get("OMP_WAIT_POLICY"))
+        print(os.environ.get("GOMP_SPINCOUNT"))
     """
-    assert _run(code, {"OMP_WAIT_POLICY": None}, tmp_path).strip() == "PASSIVE"
-    assert _run(code, {"OMP_WAIT_POLICY": "ACTIVE"}, tmp_path).strip() == "ACTIVE"
+    unset = {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None}
+    assert _run(code, unset, tmp_path).strip() == _jit.GOMP_SPINCOUNT
+    assert _run(code, {**unset, "GOMP_SPINCOUNT": "5"}, tmp_path).strip() == "5"
+    assert _run(code, {**unset, "OMP_WAIT_POLICY": "ACTIVE"}, tmp_path).strip() == "None"
