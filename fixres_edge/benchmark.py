@@ -663,13 +663,26 @@ def environment(threads: Sequence[int] | None = None) -> dict:
         "pillow": _version("PIL"),
         "threads_measured": list(threads) if threads else None,
         "numba_num_threads": numba.config.NUMBA_NUM_THREADS,
-        "numba_threading_layer": numba.config.THREADING_LAYER,
+        "numba_threading_layer": threading_layer(),
         "opencv_default_threads": cv2.getNumThreads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cpu_governor": governor,
         "cpu_max_mhz": round(int(max_khz) / 1000) if max_khz and max_khz.isdigit() else None,
         "load_average": load,
     }
+
+
+def threading_layer() -> str:
+    """Numba's threading layer in use ("omp", "tbb", "workqueue"), or the configured one before any
+    parallel kernel has run."""
+    from fixres_edge._jit import configure_numba
+
+    numba = configure_numba()
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return f"{numba.config.THREADING_LAYER} (not started)"
 
 
 def throttled() -> str | None:

@@ -1,14 +1,14 @@
 """``fixres-edge bench``: where each millisecond and megabyte goes on this board, against the usual pipelines.
 
-For every frame (generated camera-like JPEGs, or the images given), size, model and thread
-setting, one interleaved group times:
+For every frame (generated camera-like JPEGs, or the images given), size, thread setting and
+model, one interleaved group times:
 
-* the fixres_edge pipeline per model, ``Classifier.predict(jpeg_bytes)``: stages ``decode``
-  (DCT-reduced), ``preprocess``, ``infer`` as the Classifier reports them, and ``total`` (the
-  wall time of the call);
-* on the full-size decode, the preprocessing alone: fixres_edge, the best OpenCV pipeline,
-  ``cv2.dnn.blobFromImageWithParams``, and Pillow torchvision-style (when installed), plus
-  the full ``cv2.imdecode`` those pipelines start from.
+* the fixres_edge pipeline, ``Classifier.predict(jpeg_bytes)``: stages ``decode`` (DCT-reduced),
+  ``preprocess``, ``infer`` as the Classifier reports them, and ``total`` (the wall time of the call);
+* in the first model's group only, on the full-size decode, the preprocessing alone: fixres_edge,
+  the best OpenCV pipeline, ``cv2.dnn.blobFromImageWithParams``, and Pillow torchvision-style
+  (when installed, one thread setting only: Pillow has no threads), plus the full ``cv2.imdecode``
+  those pipelines start from.
 
 Then peak RSS (this process, and a fresh ``classify`` process per frame), start-up times
 (cold and warm JIT cache) and the environment. ``--json`` prints one object; ``--out`` saves it.
@@ -27,7 +27,7 @@ import numpy as np
 NAME = "bench"
 HELP = "latency, memory and start-up report for this board (fixres_edge vs OpenCV / Pillow pipelines)"
 
-QUICK_REPEAT, QUICK_WARMUP = 10, 2
+QUICK_REPEAT, QUICK_WARMUP = 15, 2
 FULL_REPEAT, FULL_WARMUP = 40, 3
 SKIPPABLE = ("baselines", "rss", "cold-start")
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         from fixres_edge.benchmark import result_filename, save_json
 
         target = Path(args.out)
-        if target.is_dir():
+        if target.is_dir() or args.out.endswith(("/", os.sep)):
             target = target / result_filename()
         save_json(report, target)
         report["saved_to"] = str(target)
@@ -186,6 +186,7 @@ def collect(args: argparse.Namespace) -> dict:
         report["classify_peak_rss_mb"] = _classify_rss(frames, settings)
     if "cold-start" not in settings["skip"]:
         report["cold_start"] = bm.cold_start(warm_runs=1 if settings["quick"] else 3, cold_runs=1)
+    report["environment"]["numba_threading_layer"] = bm.threading_layer()
     report["environment"]["load_average_end"] = env_load()
     report["environment"]["throttled"] = bm.throttled()
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -200,61 +201,73 @@ def env_load():
 
 
 def _measure_group(bm, frame, encoded, full, pil, size, threads, settings, classifiers, models, with_baselines):
-    """One interleaved group: the pipelines of every model and (optionally) the baselines."""
+    """The groups of one (frame, size, threads): per model, its pipeline interleaved with the
+    baselines (measured once, in the first model's group).
+
+    Models get separate groups because two ONNX Runtime sessions interleaved call for call would
+    each find the other's thread pool still spinning on the cores, which no single-model
+    application sees.
+    """
     from fixres_edge.decode import load_image
 
-    predictions: dict[str, list] = {spec: [] for spec in settings["models"]}
-    methods = {}
-    for spec in settings["models"]:
+    clf0 = classifiers[(settings["models"][0], threads)]
+    pre = clf0.preprocessor(size)
+    _, info = load_image(frame["data"], min_short_side=pre.min_short_side, return_info=True)
+    reduced = load_image(frame["data"], min_short_side=pre.min_short_side)
+    rows, baseline_times, baseline_names = [], None, []
+    for index, spec in enumerate(settings["models"]):
         clf = classifiers[(spec, threads)]
         clf.warmup([size])
-        kept = predictions[spec]
+        kept: list[dict] = []
 
         def pipeline(clf=clf, kept=kept, data=frame["data"]):
             kept.append(clf.predict(data, topk=1, size=size).timings_ms)
 
-        methods[f"pipeline:{spec}"] = pipeline
-    clf0 = classifiers[(settings["models"][0], threads)]
-    pre = clf0.preprocessor(size)
-    if with_baselines:
-        c = pre.config
-        out = np.empty(pre.out_shape(1), pre.config.dtype)
-        opencv = bm.OpenCVPipeline(size, c.crop_pct, c.mean, c.std)
-        methods["decode_full"] = lambda: bm.decode_full(encoded)
-        methods["fixres_edge"] = lambda: pre(full, out=out)
-        methods["opencv"] = lambda: opencv(full)
-        if bm.blob_available():
-            blob = bm.BlobPipeline(size, c.crop_pct, c.mean, c.std)
-            methods["blob"] = lambda: blob(full)
-        if pil is not None:
-            pillow = bm.PillowPipeline(size, c.crop_pct, c.mean, c.std)
-            methods["pillow"] = lambda: pillow(pil)
-    with bm.opencv_threads(threads):
-        times = bm.interleaved(methods, repeat=settings["repeat"], warmup=settings["warmup"])
-
-    _, info = load_image(frame["data"], min_short_side=pre.min_short_side, return_info=True)
-    reduced = load_image(frame["data"], min_short_side=pre.min_short_side)
-    rows = []
-    for spec in settings["models"]:
-        kept = predictions[spec][settings["warmup"]:]
+        methods = {"pipeline": pipeline}
+        if with_baselines and index == 0:
+            methods.update(_baseline_methods(bm, encoded, full, pil, pre, size))
+            baseline_names = [name for name in methods if name != "pipeline"]
+        with bm.opencv_threads(threads):
+            times = bm.interleaved(methods, repeat=settings["repeat"], warmup=settings["warmup"])
+        if index == 0 and baseline_names:
+            baseline_times = {name: times[name] for name in baseline_names}
+        kept = kept[settings["warmup"]:]
         stages = {stage: bm.Stats.from_ns([k[stage] * 1e6 for k in kept]).to_dict()
                   for stage in ("decode", "preprocess", "infer")}
-        stages["total"] = bm.Stats.from_ns(times[f"pipeline:{spec}"]).to_dict()
+        stages["total"] = bm.Stats.from_ns(times["pipeline"]).to_dict()
         rows.append({"frame": frame["label"], "model": models[spec]["label"], "size": size, "threads": threads,
                      "reduction": info.reduction, "decoded_shape": list(reduced.shape[:2]), "stages": stages})
     baseline = None
-    if with_baselines:
-        stats = {name: bm.Stats.from_ns(times[name]).to_dict() for name in methods if not name.startswith("pipeline:")}
+    if baseline_times is not None:
+        stats = {name: bm.Stats.from_ns(ns).to_dict() for name, ns in baseline_times.items()}
         fixres = stats["fixres_edge"]["p50_ms"]
         ratios = {name: round(fixres / s["p50_ms"], 4)
                   for name, s in stats.items() if name not in ("fixres_edge", "decode_full")}
         # What the same model costs behind the usual pipeline: full decode + OpenCV + the same inference.
-        usual = {models[row_spec]["label"]: round(stats["decode_full"]["p50_ms"] + stats["opencv"]["p50_ms"]
-                                                  + row["stages"]["infer"]["p50_ms"], 4)
-                 for row_spec, row in zip(settings["models"], rows)}
+        usual = {row["model"]: round(stats["decode_full"]["p50_ms"] + stats["opencv"]["p50_ms"]
+                                     + row["stages"]["infer"]["p50_ms"], 4) for row in rows}
         baseline = {"frame": frame["label"], "size": size, "threads": threads, "input_shape": list(full.shape[:2]),
                     "methods": stats, "ratios": ratios, "usual_pipeline_total_p50_ms": usual}
     return rows, baseline
+
+
+def _baseline_methods(bm, encoded, full, pil, pre, size) -> dict:
+    """Preprocessing of the full decode by fixres_edge and each baseline, plus the full decode itself."""
+    c = pre.config
+    out = np.empty(pre.out_shape(1), c.dtype)
+    opencv = bm.OpenCVPipeline(size, c.crop_pct, c.mean, c.std)
+    methods = {
+        "decode_full": lambda: bm.decode_full(encoded),
+        "fixres_edge": lambda: pre(full, out=out),
+        "opencv": lambda: opencv(full),
+    }
+    if bm.blob_available():
+        blob = bm.BlobPipeline(size, c.crop_pct, c.mean, c.std)
+        methods["blob"] = lambda: blob(full)
+    if pil is not None:
+        pillow = bm.PillowPipeline(size, c.crop_pct, c.mean, c.std)
+        methods["pillow"] = lambda: pillow(pil)
+    return methods
 
 
 def _classify_rss(frames: list[dict], settings: dict) -> dict:
