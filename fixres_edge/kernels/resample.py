@@ -52,8 +52,7 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
     b2 = bias[2]
     for chunk in prange(n_chunks):
         row = scratch[chunk]
-        y_begin = chunk * out_h // n_chunks
-        y_end = (chunk + 1) * out_h // n_chunks
+        y_begin, y_end = _band(chunk, n_chunks, out_h)
         for y in range(y_begin, y_end):
             first_row = base + y_start[y] * row_stride
             # ---- vertical pass: row[0:span] = sum_k w_k * source_row(y_start + k)[x_lo:x_hi]
@@ -72,14 +71,7 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
                         row[(x - x_lo) * channels + c] = acc
             # ---- horizontal pass: taps gathered per output pixel, channels picked in RGB order,
             # normalization fused; float32 NCHW output is written in place.
-            if direct:
-                a0 = planar[0, y]
-                a1 = planar[1, y]
-                a2 = planar[2, y]
-            else:
-                a0 = scratch[chunk, span:span + out_w]
-                a1 = scratch[chunk, span + out_w:span + 2 * out_w]
-                a2 = scratch[chunk, span + 2 * out_w:span + 3 * out_w]
+            a0, a1, a2 = _output_rows(planar, scratch, direct, chunk, span, out_w, y)
             _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2)
             if clamp and not quantize:
                 _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2)
@@ -151,6 +143,24 @@ def _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0,
             a0[j] = v0 * s0 + b0
             a1[j] = v1 * s1 + b1
             a2[j] = v2 * s2 + b2
+
+
+def _band(chunk, n_chunks, out_h):
+    """Output rows [begin, end) of one chunk: contiguous bands, sizes differing by at most one."""
+    return chunk * out_h // n_chunks, (chunk + 1) * out_h // n_chunks
+
+
+def _output_rows(planar, scratch, direct, chunk, span, out_w, y):
+    """Where the three channels of output row ``y`` are accumulated.
+
+    float32 NCHW output (``direct``): the output rows themselves. Otherwise three planar float32
+    rows in the chunk's scratch after its blended source row (``span`` floats), which the store
+    step rounds and/or interleaves into ``out``.
+    """
+    if direct:
+        return planar[0, y], planar[1, y], planar[2, y]
+    return (scratch[chunk, span:span + out_w], scratch[chunk, span + out_w:span + 2 * out_w],
+            scratch[chunk, span + 2 * out_w:span + 3 * out_w])
 
 
 def _store_row(a0, a1, a2, quantize, channels_last, out, y):
@@ -253,8 +263,7 @@ def _resample_yuv(flat, luma_base, luma_row_stride, luma_pixel_stride,
         ids = rgb_row_ids[chunk]
         for slot in range(ring):
             ids[slot] = -1
-        y_begin = chunk * out_h // n_chunks
-        y_end = (chunk + 1) * out_h // n_chunks
+        y_begin, y_end = _band(chunk, n_chunks, out_h)
         for y in range(y_begin, y_end):
             for k in range(taps_y):
                 source_row = y_start[y] + k
@@ -279,14 +288,7 @@ def _resample_yuv(flat, luma_base, luma_row_stride, luma_pixel_stride,
                     else:
                         for i in range(plane):
                             target[i] += w * window[i]
-            if direct:
-                a0 = planar[0, y]
-                a1 = planar[1, y]
-                a2 = planar[2, y]
-            else:
-                a0 = scratch[chunk, span:span + out_w]
-                a1 = scratch[chunk, span + out_w:span + 2 * out_w]
-                a2 = scratch[chunk, span + 2 * out_w:span + 3 * out_w]
+            a0, a1, a2 = _output_rows(planar, scratch, direct, chunk, span, out_w, y)
             _horizontal(row, x_start, x_lo, x_weights, np.uint64(1), np.uint64(0), np.uint64(plane),
                         np.uint64(2 * plane), s0, s1, s2, b0, b1, b2, a0, a1, a2)
             if clamp and not quantize:
@@ -386,17 +388,9 @@ def _resample_interleaved_hfirst(flat, base, row_stride, pixel_stride, channel_s
         ids = ring_row_ids[chunk]
         for slot in range(ring):
             ids[slot] = -1
-        y_begin = chunk * out_h // n_chunks
-        y_end = (chunk + 1) * out_h // n_chunks
+        y_begin, y_end = _band(chunk, n_chunks, out_h)
         for y in range(y_begin, y_end):
-            if direct:
-                a0 = planar[0, y]
-                a1 = planar[1, y]
-                a2 = planar[2, y]
-            else:
-                a0 = scratch[chunk, span:span + out_w]
-                a1 = scratch[chunk, span + out_w:span + 2 * out_w]
-                a2 = scratch[chunk, span + 2 * out_w:span + 3 * out_w]
+            a0, a1, a2 = _output_rows(planar, scratch, direct, chunk, span, out_w, y)
             for k in range(taps_y):
                 source_row = y_start[y] + k
                 slot = source_row % ring
@@ -478,6 +472,8 @@ def _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2):
 
 
 _store_row = helper(_store_row)
+_band = helper(_band)
+_output_rows = helper(_output_rows)
 _horizontal = helper(_horizontal)
 _blend_rows = helper(_blend_rows)
 _yuv_to_rgb = helper(_yuv_to_rgb)
