@@ -283,17 +283,10 @@ def main(argv=None) -> int:
         ]
     if "top1" in args.parts:
         report["top1"] = bench_top1(args)
-    report["targets"] = targets
-    report["environment"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    report["elapsed_s"] = round(time.perf_counter() - started, 1)
-    text = markdown(report)
-    print(text)
-    if not args.no_save:
-        path = bm.save_json(report, args.out or RESULTS / bm.result_filename("frames"))
-        print(f"saved {path.relative_to(REPO) if path.is_relative_to(REPO) else path}", file=sys.stderr)
-    if args.update_readme:
-        README.write_text(bm.replace_section(README.read_text(encoding="utf-8") if README.exists() else "",
-                                             "frames", text), encoding="utf-8")
+    report["targets"] = targets  # markdown() reads them
+    bm.finish_script_report(report, targets, started, "frames", markdown(report), out=args.out,
+                            save=not args.no_save, update_readme=args.update_readme, results_dir=RESULTS,
+                            readme=README, repo=REPO)
     return 0
 
 

@@ -727,3 +727,20 @@ def target(name: str, value: float | None, limit: float, unit: str = "", lower_i
     met = None if value is None else (value <= limit if lower_is_better else value >= limit)
     return {"name": name, "value": None if value is None else round(float(value), 4), "limit": limit,
             "unit": unit, "met": met}
+
+
+def finish_script_report(report: dict, targets: list, started: float, kind: str, text: str, *,
+                         out: str | None, save: bool, update_readme: bool, results_dir: Path,
+                         readme: Path, repo: Path) -> None:
+    """Common ending of the ``bench/*.py`` scripts: targets, load and time in the report; print
+    ``text`` (the script's Markdown); save the JSON; refresh the script's section of the README."""
+    report["targets"] = targets
+    report["environment"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(text)
+    if save:
+        path = save_json(report, out or results_dir / result_filename(kind))
+        print(f"saved {path.relative_to(repo) if path.is_relative_to(repo) else path}", file=sys.stderr)
+    if update_readme:
+        readme.write_text(replace_section(readme.read_text(encoding="utf-8") if readme.exists() else "",
+                                          kind, text), encoding="utf-8")
