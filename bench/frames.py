@@ -19,7 +19,6 @@ Four measurements, each against what people do today:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time

@@ -28,10 +28,8 @@ a fit, :func:`search_policies` also reruns the whole choice on each half and sco
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
-import math
 import os
 import platform
 import time
@@ -42,6 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from fixres_edge.evaluate import Reader, label_ranks, wilson_interval
+from fixres_edge.policy import CONFIDENCES as POLICY_CONFIDENCES
 from fixres_edge.policy import DEFAULT_CROP_PCT, DEFAULT_TRAIN_SIZE, Scale, ScalePolicy, default_scales
 
 #: Confidence thresholds tried for cascades (escalate while the top probability is below).
@@ -51,7 +50,7 @@ DEFAULT_THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 39)) + (0.97, 0
 BUDGET_GRID = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5, 1.75, 2.0)
 KINDS = ("single", "cascade", "ensemble")
 #: Cascade confidence measures: top probability, or top-1 minus top-2 probability.
-CONFIDENCES = ("max", "margin")
+CONFIDENCES = POLICY_CONFIDENCES  # the measures a ScalePolicy can express
 #: Fixed input for latency measurement: a typical photo size (content does not change ORT's cost).
 LATENCY_IMAGE_SHAPE = (375, 500, 3)
 SCORES_FORMAT = "fixres_edge.calibration_scores"
@@ -503,13 +502,8 @@ class Candidate:
             return ScalePolicy(scales=self.scales, mode="single", **fields)
         if self.kind == "ensemble":
             return ScalePolicy(scales=self.scales, mode="ensemble", combine="mean", **fields)
-        if self.confidence != "max":
-            if not policy_supports_margin():
-                raise ValueError(f"this ScalePolicy cannot express a {self.confidence!r} cascade (no 'confidence' "
-                                 f"field); search with confidences=('max',)")
-            fields["confidence"] = self.confidence
         return ScalePolicy(scales=self.scales, mode="cascade", threshold=self.threshold, combine=self.combine,
-                           **fields)
+                           confidence=self.confidence, **fields)
 
 
 @dataclass(frozen=True)
@@ -531,16 +525,6 @@ class SearchResult:
     @property
     def best_single(self) -> Candidate:
         return max((c for c in self.candidates if c.kind == "single"), key=lambda c: (c.top1, -c.cost_ms))
-
-
-def policy_supports_margin() -> bool:
-    """True when :class:`ScalePolicy` has a ``confidence`` field (cascades on the top-2 margin)."""
-    return "confidence" in {f.name for f in dataclasses.fields(ScalePolicy)}
-
-
-def default_confidences() -> tuple[str, ...]:
-    """The confidence measures a written policy can express."""
-    return CONFIDENCES if policy_supports_margin() else ("max",)
 
 
 def _rank_key(c: Candidate):
@@ -605,7 +589,7 @@ def search_policies(scores: Scores, costs: Mapping[Scale, float], *, train_scale
         raise ValueError(f"budget must be positive, got {budget_ms!r} ms")
     outcomes = enumerate_outcomes(scores, costs, thresholds=thresholds, combines=combines,
                                   cascade_lengths=cascade_lengths, ensemble_sizes=ensemble_sizes,
-                                  confidences=default_confidences() if confidences is None else confidences)
+                                  confidences=CONFIDENCES if confidences is None else confidences)
     splits = cv_splits(scores.n, cv_repeats, seed)
     budgets = sorted({round(train_cost * b, 9) for b in budget_grid} | {budget})
     candidates: list[Candidate] = []

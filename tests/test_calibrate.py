@@ -15,7 +15,7 @@ from test_evaluate import color_image, color_model, make_folder, run_cli, wnid  
 
 from fixres_edge.calibrate import (  # noqa: E402
     DEFAULT_THRESHOLDS, Candidate, Scores, calibrate, calibration_scales, cascade_stops, cv_splits, enumerate_outcomes,
-    fit_threshold, format_table, make_policy, measure_latency, pareto_front, policy_supports_margin, search_policies,
+    fit_threshold, format_table, make_policy, measure_latency, pareto_front, search_policies,
 )
 from fixres_edge.evaluate import LabeledFolder, evaluate  # noqa: E402
 from fixres_edge.policy import Scale, ScalePolicy, run_policy  # noqa: E402
@@ -154,11 +154,7 @@ def test_margin_cascade_found_when_top_probability_cannot_tell():
     both = search_policies(scores, {A: 1.0, B: 3.0}, train_scale=B, budget_ms=2.0, confidences=("max", "margin"))
     assert only_max.chosen.top1_cv < 1.0
     assert both.chosen.confidence == "margin" and both.chosen.top1_cv == 1.0
-    if policy_supports_margin():
-        assert both.chosen.to_policy().confidence == "margin"
-    else:
-        with pytest.raises(ValueError, match="confidence"):
-            both.chosen.to_policy()
+    assert both.chosen.to_policy().confidence == "margin"
 
 
 def test_cross_validation_matches_a_plain_reimplementation():

@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fixres_edge import _jit
@@ -42,7 +41,7 @@ def test_read_only_package_dir_falls_back_to_user_cache(tmp_path):
     # Tests run as root in CI, where chmod cannot make a directory unwritable: the package
     # directory is reported unwritable instead, which is the condition the fallback acts on.
     cache_home = tmp_path / "xdg"
-    out = _run(f"""
+    out = _run("""
         import json
         import numpy as np
         import fixres_edge._jit as jit
@@ -52,7 +51,7 @@ def test_read_only_package_dir_falls_back_to_user_cache(tmp_path):
         from fixres_edge import Preprocessor
         Preprocessor(size=4, threads=1)(np.zeros((6, 8, 3), np.uint8))
         import numba
-        print(json.dumps({{"cache_dir": numba.core.config.CACHE_DIR}}))
+        print(json.dumps({"cache_dir": numba.core.config.CACHE_DIR}))
     """, {"XDG_CACHE_HOME": str(cache_home), "HOME": str(tmp_path)}, tmp_path)
     cache_dir = Path(json.loads(out.strip().splitlines()[-1])["cache_dir"])
     assert cache_dir == cache_home / "fixres_edge" / "numba"

@@ -69,7 +69,7 @@ def scales_label(candidate) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fixres_edge.calibrate import (
-        Scores, calibrate, calibration_scales, format_table, plot_pareto, policy_supports_margin,
+        Scores, calibrate, calibration_scales, format_table, plot_pareto,
     )
     from fixres_edge.evaluate import LabeledFolder, format_percent, progress_bar
     from fixres_edge.runtime import Classifier
@@ -78,9 +78,6 @@ def run(args: argparse.Namespace) -> int:
                         ("--cv-repeats", args.cv_repeats)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
-    if args.confidence and "margin" in args.confidence and not policy_supports_margin():
-        raise ValueError("--confidence margin needs a policy format with a 'confidence' field; "
-                         "this version supports: max")
     if args.directory is None and args.from_scores is None:
         raise ValueError("give a DIR of labeled images (or --from-scores NPZ)")
     if args.plot:
