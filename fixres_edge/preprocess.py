@@ -36,7 +36,7 @@ INTERLEAVED_FORMATS = {
 YUV_FORMATS = ("NV12", "NV21", "I420", "YUYV")
 INPUT_FORMATS = tuple(INTERLEAVED_FORMATS) + YUV_FORMATS
 
-# Plans cached per Preprocessor (input shape and strides -> tables). Each plan holds two small
+# Plans cached per Preprocessor (input size and crop shift -> tables). Each plan holds two small
 # tables (a few KB); the bound keeps a stream of odd sizes from growing memory.
 PLAN_CACHE_SIZE = 64
 # Model inputs are at most a few thousand pixels a side; a bigger size is almost surely a mistake
