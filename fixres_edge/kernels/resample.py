@@ -446,24 +446,31 @@ def _resample_interleaved_hfirst(flat, base, row_stride, pixel_stride, channel_s
 def _horizontal_fixed(row, x_start, x_lo, x_fixed, channels, c0, c1, c2, resampled, out_w):
     """Pillow's 8-bit horizontal pass, exactly: (2**21 + sum k * pixel) >> 22, clipped to 0..255.
 
-    ``row`` holds integer pixel values (as float32); the three output channels go to consecutive
-    planar rows of ``resampled``.
+    ``row`` holds integer pixel values (as float32) and ``x_fixed`` integer weights (as float64):
+    every product and sum is an integer below 2**53, so float64 arithmetic is exact and the
+    shift is a multiplication by 2**-22 and a floor, with no int conversions in the loop.
+    ``resampled`` gets the three output channels as consecutive planar rows.
     """
     taps = x_fixed.shape[1]
+    half = np.float64(1 << 21)
+    unit = np.float64(1.0) / np.float64(1 << 22)
+    zero = np.float64(0.0)
+    top = np.float64(255.0)
+    step = np.uint64(channels)
     for j in range(out_w):
-        p = (x_start[j] - x_lo) * channels
-        a0 = np.int64(1 << 21)
-        a1 = np.int64(1 << 21)
-        a2 = np.int64(1 << 21)
+        at = np.uint64((x_start[j] - x_lo) * channels)
+        a0 = half
+        a1 = half
+        a2 = half
         for k in range(taps):
-            w = np.int64(x_fixed[j, k])
-            at = np.uint64(p + k * channels)
-            a0 += w * np.int64(row[at + c0])
-            a1 += w * np.int64(row[at + c1])
-            a2 += w * np.int64(row[at + c2])
-        resampled[j] = min(max(a0 >> 22, 0), 255)
-        resampled[out_w + j] = min(max(a1 >> 22, 0), 255)
-        resampled[2 * out_w + j] = min(max(a2 >> 22, 0), 255)
+            w = x_fixed[j, k]
+            a0 += w * np.float64(row[at + c0])
+            a1 += w * np.float64(row[at + c1])
+            a2 += w * np.float64(row[at + c2])
+            at += step
+        resampled[j] = min(max(np.floor(a0 * unit), zero), top)
+        resampled[out_w + j] = min(max(np.floor(a1 * unit), zero), top)
+        resampled[2 * out_w + j] = min(max(np.floor(a2 * unit), zero), top)
 
 
 def _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2):
