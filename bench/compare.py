@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from fixres_edge.benchmark import format_ms
+
 
 def _threads(value: int, env: dict) -> str:
     if value == 1:
@@ -90,17 +92,7 @@ def _frames_rows(report: dict) -> dict[str, tuple[float, str]]:
 ROWS = {"bench": _bench_rows, "preprocess": _preprocess_rows, "frames": _frames_rows}
 
 
-def _fmt(value: float) -> str:
-    if value is None:
-        return "-"
-    magnitude = abs(value)
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
+_fmt = format_ms
 
 
 def column_label(report: dict, path: Path) -> str:

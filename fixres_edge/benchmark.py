@@ -744,3 +744,17 @@ def finish_script_report(report: dict, targets: list, started: float, kind: str,
     if update_readme:
         readme.write_text(replace_section(readme.read_text(encoding="utf-8") if readme.exists() else "",
                                           kind, text), encoding="utf-8")
+
+
+def format_ms(value: float | None) -> str:
+    """A time (or any positive figure) with 3 significant digits at most, "-" for None."""
+    if value is None:
+        return "-"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fixres_edge.benchmark import format_ms
+
 NAME = "bench"
 HELP = "latency, memory and start-up report for this board (fixres_edge vs OpenCV / Pillow pipelines)"
 
@@ -294,14 +296,7 @@ def _classify_rss(frames: list[dict], settings: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- output
-def _ms(value: float) -> str:
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
+_ms = format_ms
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
