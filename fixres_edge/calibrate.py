@@ -11,7 +11,7 @@ whole rounds, barely moves the ratios). The search then costs no inference at al
 * every single scale;
 * every low -> high cascade of 2 and 3 scales, combining with ``"last"`` (the stopping scale
   answers) or ``"mean"`` (the mean over the scales run), over a grid of confidence thresholds
-  (the top probability; also the top-1 minus top-2 margin when :class:`ScalePolicy` can say so);
+  (the top probability, or the top-1 minus top-2 margin);
 * ensembles (probability means) of 2 and 3 scales.
 
 Thresholds are chosen by 2-fold cross-validation, repeated over several random halvings: fit the
@@ -41,7 +41,8 @@ import numpy as np
 
 from fixres_edge.evaluate import Reader, label_ranks, wilson_interval
 from fixres_edge.policy import CONFIDENCES as POLICY_CONFIDENCES
-from fixres_edge.policy import DEFAULT_CROP_PCT, DEFAULT_TRAIN_SIZE, Scale, ScalePolicy, default_scales
+from fixres_edge.policy import (DEFAULT_CROP_PCT, DEFAULT_TRAIN_SIZE, Scale, ScalePolicy, cascade_confidence,
+                                default_scales)
 
 #: Confidence thresholds tried for cascades (escalate while the top probability is below).
 DEFAULT_THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 39)) + (0.97, 0.99)
@@ -105,12 +106,9 @@ class Scores:
     def confidence(self, kind: str = "max") -> np.ndarray:
         """(N, S) float32 confidence at each scale: the top probability (``"max"``) or the gap
         between the two largest (``"margin"``)."""
-        if kind == "max":
-            return self.probs.max(axis=2)
-        if kind == "margin":
-            top2 = -np.partition(-self.probs, 1, axis=2)[..., :2]
-            return (top2[..., 0] - top2[..., 1]).astype(np.float32)
-        raise ValueError(f"unknown confidence {kind!r}; valid: {', '.join(CONFIDENCES)}")
+        if kind not in CONFIDENCES:
+            raise ValueError(f"unknown confidence {kind!r}; valid: {', '.join(CONFIDENCES)}")
+        return cascade_confidence(self.probs, kind)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write an ``.npz`` (reload with :meth:`load` to search again without inference)."""

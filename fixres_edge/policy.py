@@ -322,15 +322,17 @@ def _mean(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def cascade_confidence(probs: np.ndarray, confidence: str = "max"):
-    """The value a cascade compares with its threshold, in the probabilities' dtype.
+    """The value a cascade compares with its threshold, over the last axis, in the probabilities' dtype.
 
-    "max": the top probability; "margin": top-1 minus top-2 probability.
+    "max": the top probability; "margin": top-1 minus top-2 probability. Calibration scores
+    thresholds with this same function, so a calibrated threshold means the same at run time.
     """
     probs = np.asarray(probs)
-    if confidence == "margin" and probs.size >= 2:
-        top_two = np.partition(probs, probs.size - 2)[-2:]
-        return top_two[1] - top_two[0]
-    return np.max(probs)
+    classes = probs.shape[-1]
+    if confidence == "margin" and classes >= 2:
+        top_two = np.partition(probs, classes - 2, axis=-1)[..., -2:]
+        return top_two[..., 1] - top_two[..., 0]
+    return probs.max(axis=-1)
 
 
 def run_policy(policy: ScalePolicy, infer: Callable[[Scale], np.ndarray]) -> PolicyResult:
