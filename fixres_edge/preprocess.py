@@ -455,7 +455,7 @@ class Preprocessor:
         target = out
         if self._out_dtype == np.float16:
             # Numba has no float16 arithmetic: compute float32, then one numpy cast.
-            target = self._float32_buffer(out.shape)
+            target = self.workspace("float32_out", (1, out.size), np.float32)[0, :out.size].reshape(out.shape)
         # float32 NCHW output is written directly by the horizontal pass; other dtypes and layouts
         # go through a small per-row store loop.
         direct = self.config.layout == "NCHW" and target.dtype == np.float32
@@ -470,14 +470,6 @@ class Preprocessor:
                 pair.parallel(*args)
         if target is not out:
             np.copyto(out, target, casting="same_kind")
-
-    def _float32_buffer(self, shape) -> np.ndarray:
-        buf = getattr(self._local, "float32_out", None)
-        if buf is None or buf.shape != shape:
-            buf = np.empty(shape, np.float32)
-            self._local.float32_out = buf
-        return buf
-
 
 _CHANNEL_MAPS = {fmt: np.asarray(order, np.int64) for fmt, (_, order) in INTERLEAVED_FORMATS.items()}
 for _map in _CHANNEL_MAPS.values():
