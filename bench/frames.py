@@ -282,8 +282,7 @@ def main(argv=None) -> int:
         ]
     if "top1" in args.parts:
         report["top1"] = bench_top1(args)
-    report["targets"] = targets  # markdown() reads them
-    bm.finish_script_report(report, targets, started, "frames", markdown(report), out=args.out,
+    bm.finish_script_report(report, targets, started, "frames", markdown, out=args.out,
                             save=not args.no_save, update_readme=args.update_readme, results_dir=RESULTS,
                             readme=README, repo=REPO)
     return 0

@@ -318,8 +318,7 @@ def main(argv=None) -> int:
                                  TARGETS["warm_start_s"], "s"))
         targets.append(bm.target("start-up, empty JIT cache (process wall)", report["start_up"]["cold"]["process_s"],
                                  TARGETS["cold_start_s"], "s"))
-    report["targets"] = targets  # markdown() reads them
-    bm.finish_script_report(report, targets, started, "preprocess", markdown(report), out=args.out,
+    bm.finish_script_report(report, targets, started, "preprocess", markdown, out=args.out,
                             save=not args.no_save, update_readme=args.update_readme, results_dir=RESULTS,
                             readme=README, repo=REPO)
     return 0

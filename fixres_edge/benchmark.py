@@ -729,14 +729,15 @@ def target(name: str, value: float | None, limit: float, unit: str = "", lower_i
             "unit": unit, "met": met}
 
 
-def finish_script_report(report: dict, targets: list, started: float, kind: str, text: str, *,
-                         out: str | None, save: bool, update_readme: bool, results_dir: Path,
-                         readme: Path, repo: Path) -> None:
+def finish_script_report(report: dict, targets: list, started: float, kind: str,
+                         render: Callable[[dict], str], *, out: str | None, save: bool, update_readme: bool,
+                         results_dir: Path, readme: Path, repo: Path) -> None:
     """Common ending of the ``bench/*.py`` scripts: targets, load and time in the report; print
-    ``text`` (the script's Markdown); save the JSON; refresh the script's section of the README."""
+    ``render(report)`` (the script's Markdown); save the JSON; refresh the script's README section."""
     report["targets"] = targets
     report["environment"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    text = render(report)
     print(text)
     if save:
         path = save_json(report, out or results_dir / result_filename(kind))
