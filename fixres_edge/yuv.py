@@ -109,9 +109,11 @@ def run_yuv(pre, image, out: np.ndarray, fmt: str, width: int | None = None) -> 
     rgb_rows = pre.workspace("yuv_rgb_rows", (chunks, ring * (convert_hi - convert_lo) * 3), np.uint8)
     # Exactly one ring slot per vertical tap (a bigger cached buffer is sliced).
     rgb_row_ids = pre.workspace(f"yuv_rgb_row_ids{ring}", (chunks, ring), np.int64)[:chunks]
-    source = (planes.flat, planes.luma_base, planes.luma_row_stride, planes.luma_pixel_stride,
+    source = (planes.luma_base, planes.luma_row_stride, planes.luma_pixel_stride,
               planes.u_base, planes.v_base, planes.chroma_row_stride, planes.chroma_pixel_stride, chroma_row_shift,
               plan.y.start, plan.y.weights, plan.x.start, plan.x.weights, plan.x.lo, plan.x.hi,
               convert_lo, convert_hi, rgb_rows, rgb_row_ids)
-    pre._launch_kernel(resample_yuv, source, (plan.x.hi - plan.x.lo) * 3, plan.geometry.out_h,
-                       plan.geometry.out_w, out)
+    # Per chunk: the blended planar row (3 * span floats), then three planar output rows.
+    scratch_floats = (plan.x.hi - plan.x.lo) * 3 + 3 * plan.geometry.out_w
+    launch = pre.prepare_launch(resample_yuv, source, scratch_floats, plan.geometry.out_h, plan.geometry.out_w)
+    launch.run(planes.flat, out)

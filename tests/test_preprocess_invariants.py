@@ -300,3 +300,23 @@ def test_concurrent_python_threads_agree(make_pre, images):
         results = list(pool.map(lambda job: (job[1], job[0](frames[job[1]])), jobs))
     for i, got in results:
         np.testing.assert_array_equal(got, want[i], err_msg=f"frame {i}")
+
+
+# ------------------------------------------------------------------------------ paired fast path
+@pytest.mark.aarch64
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("case,size", [
+    ("mixed-375x500", 224),      # 3 taps per axis (the common photo case)
+    ("noise-480x640", 224),      # 4 taps per axis
+    ("mixed-95x130", (57, 80)),  # odd output height: the last row of a band goes alone
+    ("noise-300x200", 96),       # 4 taps, portrait
+    ("noise-151x203", 64),       # 5 taps: the generic loops
+])
+def test_bgr_paired_rows_equal_generic_path(case, size, threads, make_pre, images):
+    """BGR float32 NCHW (the paired two-row loops) equals the same pixels as RGB (the generic loops)."""
+    rgb = images.case(case)
+    kw = dict(size=size, layout="NCHW", dtype="float32", threads=threads)
+    paired = make_pre(input_format="BGR", **kw)(np.ascontiguousarray(rgb[..., ::-1]))
+    generic = make_pre(input_format="RGB", **kw)(rgb)
+    # Only FMA contraction may differ between the two code paths (a few float32 ulps).
+    np.testing.assert_allclose(paired, generic, rtol=0, atol=FLOAT_SLACK)

@@ -181,9 +181,26 @@ def test_plan_cache_is_bounded_lru():
     kept = {key[:2] for key in pre._plans}
     assert kept == set(sizes[-limit:])
     # A hit refreshes an entry: it survives the next evictions.
-    pre(np.zeros(sizes[-limit] + (3,), np.uint8))
+    pre.plan(*sizes[-limit])
     pre(np.zeros((500, 9, 3), np.uint8))
     assert sizes[-limit] in {key[:2] for key in pre._plans}
+
+
+@pytest.mark.aarch64
+def test_prepared_launch_cache_is_bounded_lru():
+    pre = Preprocessor(size=4, threads=1)
+    limit = preprocess.PLAN_CACHE_SIZE
+    sizes = [(8 + i, 9) for i in range(limit + 20)]
+    for h, w in sizes:
+        pre(np.zeros((h, w, 3), np.uint8))
+    launches = pre._launches()
+    assert len(launches) == limit
+    assert {key[1][:2] for key in launches} == set(sizes[-limit:])
+    # A call with a cached shape refreshes it: it survives the next eviction.
+    pre(np.zeros(sizes[-limit] + (3,), np.uint8))
+    pre(np.zeros((500, 9, 3), np.uint8))
+    assert sizes[-limit] in {key[1][:2] for key in launches}
+    assert sizes[-limit + 1] not in {key[1][:2] for key in launches}
 
 
 @pytest.mark.aarch64

@@ -12,8 +12,13 @@ nothing about geometry. Per output row it does two passes:
    order, applies ``value * scale + bias`` (normalization, or identity for uint8 output) and
    writes NCHW or NHWC.
 
-Memory besides the output: one float32 row (plus three output rows) per chunk of output rows (``scratch``), owned by the
-caller so that nothing is allocated per call.
+The most common case (a BGR photo shrunk 1.2-2.3x, 3 or 4 taps per axis, float32 NCHW) runs
+output rows in pairs (``_bgr_row_pairs``): the horizontal pass is bound by loads, and a pair
+loads each output pixel's index and weights once for two rows.
+
+Memory besides the output: per chunk of output rows (``scratch``), one blended float32 row plus
+three planar output rows, or two blended rows on the paired path; owned by the caller so that
+nothing is allocated per call.
 
 Source pixels are addressed as ``flat[base + row * row_stride + col * pixel_stride + ch * channel_stride]``
 so any strided view (crops, padded camera rows, flipped or channel-reversed views) is read in
@@ -54,7 +59,14 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
     for chunk in prange(n_chunks):
         row = scratch[chunk]
         y_begin, y_end = _band(chunk, n_chunks, out_h)
-        for y in range(y_begin, y_end):
+        y = y_begin
+        if direct and bgr and contiguous_pixels and 3 <= taps_y <= 4 and 3 <= x_weights.shape[1] <= 4:
+            # The most common case (a BGR photo shrunk by 1.2-2.3x to float32 NCHW: 3 or 4 taps
+            # per axis) in pairs of output rows: about 20 % faster over the whole kernel. The
+            # generic loops below measured no gain from the same pairing.
+            y = _bgr_row_pairs(row, scratch[chunk, span:], flat, base, row_stride, x_lo, span, y_start,
+                               y_weights, x_start, x_weights, s0, s1, s2, b0, b1, b2, planar, y_begin, y_end)
+        for y in range(y, y_end):
             first_row = base + y_start[y] * row_stride
             # ---- vertical pass: row[0:span] = sum_k w_k * source_row(y_start + k)[x_lo:x_hi]
             if contiguous_pixels:
@@ -85,6 +97,83 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
             if not direct:
                 # ---- rounding (uint8) and the layout write, vectorizable
                 _store_row(a0, a1, a2, quantize, channels_last, out, y)
+
+def _bgr_row_pairs(row, row_next, flat, base, row_stride, x_lo, span, y_start, y_weights, x_start, x_weights,
+                   s0, s1, s2, b0, b1, b2, planar, y_begin, y_end):
+    """Output rows ``y_begin ..`` two at a time: BGR source, 3 or 4 taps per axis, float32 NCHW output.
+
+    Each pixel's index and weights are loaded once for two rows (the horizontal pass is bound by
+    loads), and the channel offsets are literals (immediate displacements). Compiled as a function
+    of its own: inlined into the kernel, the same loops measured about 8 % slower.
+    Returns the first row not done (``y_end - 1`` when the band has an odd number of rows).
+    """
+    taps_y = y_weights.shape[1]
+    y = y_begin
+    while y + 1 < y_end:
+        for k in range(2):
+            target = row if k == 0 else row_next
+            offset = base + y_start[y + k] * row_stride + x_lo * 3
+            weights = y_weights[y + k]
+            v0 = flat[offset:offset + span]
+            v1 = flat[offset + row_stride:offset + row_stride + span]
+            v2 = flat[offset + 2 * row_stride:offset + 2 * row_stride + span]
+            w0 = weights[0]
+            w1 = weights[1]
+            w2 = weights[2]
+            if taps_y == 3:
+                for i in range(span):
+                    target[i] = w0 * v0[i] + w1 * v1[i] + w2 * v2[i]
+            else:
+                v3 = flat[offset + 3 * row_stride:offset + 3 * row_stride + span]
+                w3 = weights[3]
+                for i in range(span):
+                    target[i] = w0 * v0[i] + w1 * v1[i] + w2 * v2[i] + w3 * v3[i]
+        _horizontal_bgr_pair(row, row_next, x_start, x_lo, x_weights, s0, s1, s2, b0, b1, b2,
+                             planar[0, y], planar[1, y], planar[2, y],
+                             planar[0, y + 1], planar[1, y + 1], planar[2, y + 1])
+        y += 2
+    return y
+
+
+def _horizontal_bgr_pair(row, row_next, x_start, x_lo, x_weights, s0, s1, s2, b0, b1, b2, a0, a1, a2, d0, d1, d2):
+    """Horizontal taps (3 or 4) of two blended BGR rows into two RGB output rows."""
+    out_w = x_start.shape[0]
+    one = np.uint64(1)
+    two = np.uint64(2)
+    pixel = np.uint64(3)
+    if x_weights.shape[1] == 3:
+        for j in range(out_w):
+            p = np.uint64((x_start[j] - x_lo) * 3)
+            q = p + pixel
+            r = q + pixel
+            w0 = x_weights[j, 0]
+            w1 = x_weights[j, 1]
+            w2 = x_weights[j, 2]
+            a0[j] = (w0 * row[p + two] + w1 * row[q + two] + w2 * row[r + two]) * s0 + b0
+            a1[j] = (w0 * row[p + one] + w1 * row[q + one] + w2 * row[r + one]) * s1 + b1
+            a2[j] = (w0 * row[p] + w1 * row[q] + w2 * row[r]) * s2 + b2
+            d0[j] = (w0 * row_next[p + two] + w1 * row_next[q + two] + w2 * row_next[r + two]) * s0 + b0
+            d1[j] = (w0 * row_next[p + one] + w1 * row_next[q + one] + w2 * row_next[r + one]) * s1 + b1
+            d2[j] = (w0 * row_next[p] + w1 * row_next[q] + w2 * row_next[r]) * s2 + b2
+    else:
+        for j in range(out_w):
+            p = np.uint64((x_start[j] - x_lo) * 3)
+            q = p + pixel
+            r = q + pixel
+            t = r + pixel
+            w0 = x_weights[j, 0]
+            w1 = x_weights[j, 1]
+            w2 = x_weights[j, 2]
+            w3 = x_weights[j, 3]
+            a0[j] = (w0 * row[p + two] + w1 * row[q + two] + w2 * row[r + two] + w3 * row[t + two]) * s0 + b0
+            a1[j] = (w0 * row[p + one] + w1 * row[q + one] + w2 * row[r + one] + w3 * row[t + one]) * s1 + b1
+            a2[j] = (w0 * row[p] + w1 * row[q] + w2 * row[r] + w3 * row[t]) * s2 + b2
+            d0[j] = (w0 * row_next[p + two] + w1 * row_next[q + two] + w2 * row_next[r + two]
+                     + w3 * row_next[t + two]) * s0 + b0
+            d1[j] = (w0 * row_next[p + one] + w1 * row_next[q + one] + w2 * row_next[r + one]
+                     + w3 * row_next[t + one]) * s1 + b1
+            d2[j] = (w0 * row_next[p] + w1 * row_next[q] + w2 * row_next[r] + w3 * row_next[t]) * s2 + b2
+
 
 def _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2):
     """a_c[j] = (sum_k w[j, k] * row[(x_start[j] - x_lo + k) * step + c_c]) * s_c + b_c for c = 0, 1, 2.
@@ -495,6 +584,8 @@ _yuv_to_rgb = helper(_yuv_to_rgb)
 _convert_semiplanar = helper(_convert_semiplanar, inline=False)
 _convert_planar = helper(_convert_planar, inline=False)
 _convert_yuv_row = helper(_convert_yuv_row)
+_bgr_row_pairs = helper(_bgr_row_pairs, inline=False)
+_horizontal_bgr_pair = helper(_horizontal_bgr_pair)
 _clamp_rows = helper(_clamp_rows)
 _horizontal_fixed = helper(_horizontal_fixed)
 resample_interleaved = kernel(_resample_interleaved)
