@@ -430,14 +430,14 @@ class Preprocessor:
             key = (fmt, image.shape, image.dtype, chunks)
             launches = self._launches()
             flat = None
-            launch = launches.pop(key, None)
+            launch = launches.get(key)
             if launch is not None:
-                launches[key] = launch  # most recently used last: evictions take the oldest
+                launches.move_to_end(key)  # an LRU (an OrderedDict: no allocation on a hit)
             else:
                 flat, launch = self._prepare(image, fmt, (0, 0))
                 launches = self._launches()  # after _prepare, which may have replaced it
                 if len(launches) >= PLAN_CACHE_SIZE:
-                    launches.pop(next(iter(launches)))
+                    launches.popitem(last=False)
                 launches[key] = launch
             if flat is None:
                 flat = image.reshape(-1)
@@ -453,7 +453,10 @@ class Preprocessor:
 
     def _launches(self) -> dict:
         """This thread's prepared launches (they hold this thread's scratch buffers)."""
-        return self._local.__dict__.setdefault("launches", {})
+        launches = self._local.__dict__.get("launches")
+        if launches is None:
+            launches = self._local.launches = OrderedDict()
+        return launches
 
     def _prepare(self, image, fmt: str, shift: tuple[int, int]) -> tuple[np.ndarray, "_Launch"]:
         """Validate ``image`` and prepare the kernel launch for its geometry: ``(flat bytes, launch)``."""
