@@ -337,7 +337,8 @@ class Preprocessor:
         return _chunk_count(self.config.threads, out_h)
 
     def _check_out(self, out, n: int) -> np.ndarray:
-        shape = self.out_shape(n)
+        h, w = self.config.size
+        shape = (n, 3, h, w) if self.config.layout == "NCHW" else (n, h, w, 3)
         if out is None:
             return np.empty(shape, self._out_dtype)
         if not isinstance(out, np.ndarray):
@@ -412,8 +413,9 @@ class Preprocessor:
         return self(image, out=out, input_format="BGR")
 
     def _run(self, image, out: np.ndarray, input_format: str | None, width: int | None = None) -> None:
-        fmt = self.config.input_format if input_format is None else _choice(
-            "input_format", input_format, INPUT_FORMATS, str.upper)
+        fmt = self.config.input_format
+        if input_format is not None and input_format != fmt:
+            fmt = _choice("input_format", input_format, INPUT_FORMATS, str.upper)
         if fmt in YUV_FORMATS:
             from fixres_edge.yuv import run_yuv
 

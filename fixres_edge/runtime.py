@@ -474,6 +474,24 @@ class Classifier:
             kind = self._output_kind = "probabilities" if looks_like_probs else "logits"
         return raw.astype(np.float32, copy=True) if kind == "probabilities" else softmax(raw)
 
+    def _probs_and_top(self, raw: np.ndarray, k: int) -> tuple[np.ndarray, list[int]]:
+        """Probabilities and the indices of the ``k`` best, in one compiled call (right after
+        inference, caches are cold and every separate numpy or kernel call costs ~10 us)."""
+        kind = self._output_kind
+        if kind is None:
+            self._to_probs(raw)  # decides the output kind once
+            kind = self._output_kind
+        n = raw.shape[0]
+        if k > min(n, _SELECTION_TOP_K):
+            probs = self._to_probs(raw)
+            return probs, top_k(probs, k)
+        from fixres_edge.kernels.postprocess import probabilities_top_k_into
+
+        probs = np.empty(n, np.float32)
+        indices = np.empty(k, np.int64)
+        probabilities_top_k_into(np.ascontiguousarray(raw, dtype=np.float32), probs, indices, kind == "logits")
+        return probs, indices.tolist()
+
     def logits(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR", *,
                width: int | None = None) -> tuple[np.ndarray, dict[str, float]]:
         """The model's raw output for one image at one scale.
@@ -518,6 +536,7 @@ class Classifier:
             side = self.preprocessor(scale).min_short_side
             raw, _, _ = self._run_scale(np.zeros((side, side + side // 3, 3), np.uint8), scale, "BGR")
             top_k(self._to_probs(raw), 5)  # the post-processing kernels compile here too
+            self._probs_and_top(raw, 5)
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image_or_path, topk: int = 5, *, size: int | None = None,
@@ -562,21 +581,26 @@ class Classifier:
                             f"got {type(image_or_path).__name__}")
         per_scale: list[dict[str, float]] = []
         post_ms = 0.0
+        last = [None, None]  # the last scale's probabilities and their top-k indices
 
         def infer(scale: Scale) -> np.ndarray:
             nonlocal post_ms
             raw, pre_ms, infer_ms = self._run_scale(image, scale, input_format, width)
             t0 = time.perf_counter()
-            probs = self._to_probs(raw)
+            probs, best = self._probs_and_top(raw, topk)
             post_ms += (time.perf_counter() - t0) * 1e3
+            last[0], last[1] = probs, best
             per_scale.append({"size": scale.size, "crop_pct": scale.crop_pct, "preprocess": pre_ms,
-                              "infer": infer_ms, "max_prob": float(probs.max())})
+                              "infer": infer_ms, "max_prob": float(probs[best[0]])})
             return probs
 
         result = run_policy(policy, infer)
         t0 = time.perf_counter()
         probs = result.probs
-        top = tuple(TopK(i, self._label(i), float(probs[i])) for i in top_k(probs, topk))
+        # A single scale (or a cascade that stopped at its last run) answers with the probabilities
+        # whose top-k is known; a combination of scales needs its own.
+        best = last[1] if probs is last[0] else top_k(probs, topk)
+        top = tuple(TopK(i, self._label(i), float(probs[i])) for i in best)
         post_ms += (time.perf_counter() - t0) * 1e3
         timings = {
             "decode": decode_ms,

@@ -379,6 +379,18 @@ def test_softmax_and_top_k():
     assert top_k(np.array([0.1, 0.5, 0.2, 0.2], np.float32), 3) == [1, 2, 3]
 
 
+@pytest.mark.aarch64
+@pytest.mark.parametrize("seed", range(20))
+def test_top_k_equals_stable_sort(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    # Few distinct values: many ties, which must keep the lower index first.
+    values = (rng.integers(0, 1 + n // 10, n) / 7.0).astype(np.float32)
+    expected = sorted(range(n), key=lambda i: (-values[i], i))
+    for k in (1, 2, 5, 8):
+        assert top_k(values, k) == expected[:k]
+
+
 # ------------------------------------------------------------------------------------------------
 # The bundled model (skipped until its file exists)
 @pytest.fixture(scope="module")

@@ -344,9 +344,12 @@ def test_sigint_to_the_process(tiny, tmp_path):
         pytest.skip("console script not installed (pip install -e .)")
     path = write_video(tmp_path / "long.avi", frames=60, fps=5.0)  # 12 s when paced
     env = dict(os.environ, PYTHONWARNINGS="error")
+    # A shell's background job starts with SIGINT ignored, and Python then installs no Ctrl-C
+    # handler: restore the default so the test does not depend on how the suite was started.
     process = subprocess.Popen([str(script), "classify", "--video", str(path), "--model", str(tiny), "--json",
                                 "--realtime", "--threads", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = process.stdout.readline()  # the first frame is classified: the loop is running
         assert json.loads(first)["frame"] == 0

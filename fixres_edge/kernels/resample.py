@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fixres_edge._jit import helper, kernel
+from fixres_edge._jit import helper, jit_disabled, kernel
 
 try:  # numba.prange is plain range when the JIT is disabled; range keeps this file importable without numba
     from numba import prange
@@ -136,43 +136,99 @@ def _bgr_row_pairs(row, row_next, flat, base, row_stride, x_lo, span, y_start, y
 
 
 def _horizontal_bgr_pair(row, row_next, x_start, x_lo, x_weights, s0, s1, s2, b0, b1, b2, a0, a1, a2, d0, d1, d2):
-    """Horizontal taps (3 or 4) of two blended BGR rows into two RGB output rows."""
+    """Horizontal taps (3 or 4) of two blended BGR rows into two RGB output rows.
+
+    Each tap is one 4-float vector load (a pixel's B, G, R and the next pixel's B, unused) times
+    the broadcast weight: 3 loads per output pixel instead of 9 scalar ones (the pass is bound
+    by loads; about 1.5x faster over the whole kernel).
+    """
     out_w = x_start.shape[0]
-    one = np.uint64(1)
-    two = np.uint64(2)
-    pixel = np.uint64(3)
     if x_weights.shape[1] == 3:
         for j in range(out_w):
             p = np.uint64((x_start[j] - x_lo) * 3)
-            q = p + pixel
-            r = q + pixel
-            w0 = x_weights[j, 0]
-            w1 = x_weights[j, 1]
-            w2 = x_weights[j, 2]
-            a0[j] = (w0 * row[p + two] + w1 * row[q + two] + w2 * row[r + two]) * s0 + b0
-            a1[j] = (w0 * row[p + one] + w1 * row[q + one] + w2 * row[r + one]) * s1 + b1
-            a2[j] = (w0 * row[p] + w1 * row[q] + w2 * row[r]) * s2 + b2
-            d0[j] = (w0 * row_next[p + two] + w1 * row_next[q + two] + w2 * row_next[r + two]) * s0 + b0
-            d1[j] = (w0 * row_next[p + one] + w1 * row_next[q + one] + w2 * row_next[r + one]) * s1 + b1
-            d2[j] = (w0 * row_next[p] + w1 * row_next[q] + w2 * row_next[r]) * s2 + b2
+            w = np.uint64(j)
+            blue, green, red = _pixel_taps3(row, p, x_weights, w)
+            a0[j] = red * s0 + b0
+            a1[j] = green * s1 + b1
+            a2[j] = blue * s2 + b2
+            blue, green, red = _pixel_taps3(row_next, p, x_weights, w)
+            d0[j] = red * s0 + b0
+            d1[j] = green * s1 + b1
+            d2[j] = blue * s2 + b2
     else:
         for j in range(out_w):
             p = np.uint64((x_start[j] - x_lo) * 3)
-            q = p + pixel
-            r = q + pixel
-            t = r + pixel
-            w0 = x_weights[j, 0]
-            w1 = x_weights[j, 1]
-            w2 = x_weights[j, 2]
-            w3 = x_weights[j, 3]
-            a0[j] = (w0 * row[p + two] + w1 * row[q + two] + w2 * row[r + two] + w3 * row[t + two]) * s0 + b0
-            a1[j] = (w0 * row[p + one] + w1 * row[q + one] + w2 * row[r + one] + w3 * row[t + one]) * s1 + b1
-            a2[j] = (w0 * row[p] + w1 * row[q] + w2 * row[r] + w3 * row[t]) * s2 + b2
-            d0[j] = (w0 * row_next[p + two] + w1 * row_next[q + two] + w2 * row_next[r + two]
-                     + w3 * row_next[t + two]) * s0 + b0
-            d1[j] = (w0 * row_next[p + one] + w1 * row_next[q + one] + w2 * row_next[r + one]
-                     + w3 * row_next[t + one]) * s1 + b1
-            d2[j] = (w0 * row_next[p] + w1 * row_next[q] + w2 * row_next[r] + w3 * row_next[t]) * s2 + b2
+            w = np.uint64(j)
+            blue, green, red = _pixel_taps4(row, p, x_weights, w)
+            a0[j] = red * s0 + b0
+            a1[j] = green * s1 + b1
+            a2[j] = blue * s2 + b2
+            blue, green, red = _pixel_taps4(row_next, p, x_weights, w)
+            d0[j] = red * s0 + b0
+            d1[j] = green * s1 + b1
+            d2[j] = blue * s2 + b2
+
+
+def _pixel_taps_python(taps):
+    """``_pixel_taps(taps)`` as plain Python, for ``NUMBA_DISABLE_JIT=1``."""
+    def pixel_taps(row, p, weights, j):
+        p, j = int(p), int(j)  # (numpy 1.x turns uint64 + int into a float)
+        c0 = c1 = c2 = np.float32(0.0)
+        for k in range(taps):
+            w = weights[j, k]
+            c0 += w * row[p + 3 * k]
+            c1 += w * row[p + 3 * k + 1]
+            c2 += w * row[p + 3 * k + 2]
+        return c0, c1, c2
+    return pixel_taps
+
+
+def _pixel_taps(taps):
+    """An intrinsic ``(row, p, weights, j) -> (c0, c1, c2)``: sum over k < taps of
+    ``weights[j, k] * row[p + 3k : p + 3k + 3]``, computed on 4-float vectors.
+
+    Numba has no vector types, and LLVM does not vectorize this gather on its own; written as
+    LLVM vector operations, each tap is one unaligned 4-float load (SSE/AVX on x86, NEON on
+    ARM). The fourth lane reads one float past the pixel's last channel: callers' rows always
+    have room after them (the scratch row continues). ``p`` and ``j`` are uint64.
+    """
+    if jit_disabled():
+        return _pixel_taps_python(taps)
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def pixel_taps(typingctx, row, p, weights, j):
+        signature = types.UniTuple(types.float32, 3)(row, p, weights, j)
+
+        def codegen(context, builder, sig, args):
+            row_value, p_value, weights_value, j_value = args
+            data = context.make_array(sig.args[0])(context, builder, row_value).data
+            table = context.make_array(sig.args[2])(context, builder, weights_value).data
+            i32 = ir.IntType(32)
+            i64 = ir.IntType(64)
+            vector = ir.VectorType(ir.FloatType(), 4)
+            broadcast = ir.Constant(ir.VectorType(i32, 4), [0, 0, 0, 0])
+            first_weight = builder.mul(j_value, ir.Constant(i64, taps))
+            total = None
+            for k in range(taps):
+                address = builder.gep(data, [builder.add(p_value, ir.Constant(i64, 3 * k))], inbounds=True)
+                pixel = builder.load(builder.bitcast(address, vector.as_pointer()), align=4)
+                weight = builder.load(builder.gep(table, [builder.add(first_weight, ir.Constant(i64, k))],
+                                                  inbounds=True), align=4)
+                weight = builder.insert_element(ir.Constant(vector, ir.Undefined), weight, ir.Constant(i32, 0))
+                weight = builder.shuffle_vector(weight, weight, broadcast)
+                # "contract" lets LLVM fuse multiply and add where the CPU has FMA (as the
+                # kernels' fastmath setting does for scalar code).
+                product = builder.fmul(pixel, weight, flags=("contract",))
+                total = product if total is None else builder.fadd(total, product, flags=("contract",))
+            lanes = [builder.extract_element(total, ir.Constant(i32, c)) for c in range(3)]
+            return context.make_tuple(builder, sig.return_type, lanes)
+
+        return signature, codegen
+
+    return pixel_taps
 
 
 def _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2):
@@ -586,6 +642,8 @@ _convert_planar = helper(_convert_planar, inline=False)
 _convert_yuv_row = helper(_convert_yuv_row)
 _bgr_row_pairs = helper(_bgr_row_pairs, inline=False)
 _horizontal_bgr_pair = helper(_horizontal_bgr_pair)
+_pixel_taps3 = _pixel_taps(3)
+_pixel_taps4 = _pixel_taps(4)
 _clamp_rows = helper(_clamp_rows)
 _horizontal_fixed = helper(_horizontal_fixed)
 resample_interleaved = kernel(_resample_interleaved)
