@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -233,6 +234,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     probs = np.empty_like(x)
     softmax_into(x, probs)
     return probs
+
+
+@lru_cache(maxsize=1)
+def _postprocess_kernel():
+    """The compiled softmax + top-k (imported on first use: importing it configures Numba)."""
+    from fixres_edge.kernels.postprocess import probabilities_top_k_into
+
+    return probabilities_top_k_into
 
 
 def top_k(probs: np.ndarray, k: int) -> list[int]:
@@ -485,11 +494,9 @@ class Classifier:
         if k > min(n, _SELECTION_TOP_K):
             probs = self._to_probs(raw)
             return probs, top_k(probs, k)
-        from fixres_edge.kernels.postprocess import probabilities_top_k_into
-
         probs = np.empty(n, np.float32)
         indices = np.empty(k, np.int64)
-        probabilities_top_k_into(np.ascontiguousarray(raw, dtype=np.float32), probs, indices, kind == "logits")
+        _postprocess_kernel()(raw, probs, indices, kind == "logits")
         return probs, indices.tolist()
 
     def logits(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR", *,

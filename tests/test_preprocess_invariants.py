@@ -305,17 +305,18 @@ def test_concurrent_python_threads_agree(make_pre, images):
 # ------------------------------------------------------------------------------ paired fast path
 @pytest.mark.aarch64
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("case,size", [
-    ("mixed-375x500", 224),      # 3 taps per axis (the common photo case)
-    ("noise-480x640", 224),      # 4 taps per axis
-    ("mixed-95x130", (57, 80)),  # odd output height: the last row of a band goes alone
-    ("noise-300x200", 96),       # 4 taps, portrait
-    ("noise-151x203", 64),       # 5 taps: the generic loops
+@pytest.mark.parametrize("case,size,antialias", [
+    ("mixed-375x500", 224, True),      # 3 taps per axis (the common photo case)
+    ("noise-480x640", 224, True),      # 4 taps per axis
+    ("mixed-375x500", 224, False),     # 2 taps (OpenCV's INTER_LINEAR filter)
+    ("mixed-95x130", (57, 80), True),  # odd output height: the last row of a band goes alone
+    ("noise-300x200", 96, True),       # 4 taps, portrait
+    ("noise-151x203", 64, True),       # 5 taps: the generic loops
 ])
-def test_bgr_paired_rows_equal_generic_path(case, size, threads, make_pre, images):
-    """BGR float32 NCHW (the paired two-row loops) equals the same pixels as RGB (the generic loops)."""
+def test_bgr_paired_rows_equal_generic_path(case, size, antialias, threads, make_pre, images):
+    """BGR float32 NCHW (paired rows, vector taps) equals the same pixels as RGB (the generic loops)."""
     rgb = images.case(case)
-    kw = dict(size=size, layout="NCHW", dtype="float32", threads=threads)
+    kw = dict(size=size, antialias=antialias, layout="NCHW", dtype="float32", threads=threads)
     paired = make_pre(input_format="BGR", **kw)(np.ascontiguousarray(rgb[..., ::-1]))
     generic = make_pre(input_format="RGB", **kw)(rgb)
     # Only FMA contraction may differ between the two code paths (a few float32 ulps).
