@@ -221,6 +221,40 @@ def memory(size: int, threads: list[int]) -> dict:
     return {"steady_state": steady, "tables": tables, "numba_runtime": nrt}
 
 
+# ------------------------------------------------------------------------------------ thread wake-up
+def thread_wake_up(threads: list[int], repeat: int = 300) -> dict:
+    """Per thread setting: median us of a tiny call (16x16 -> 8x8) right after the previous one and
+    after 2 ms of other work.
+
+    What a parallel call pays when Numba's OpenMP workers have gone to sleep (they spin for a few
+    tens of microseconds, see ``fixres_edge._jit``): the interleaved timing above runs each method
+    after the others' rounds, so its multi-thread numbers include this.
+    """
+    image = np.zeros((16, 16, 3), np.uint8)
+    out = np.empty((1, 3, 8, 8), np.float32)
+    pres = {t: Preprocessor(size=8, threads=t) for t in threads}
+    for pre in pres.values():
+        pre(image, out=out)
+
+    def busy(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    result = {}
+    for gap_us in (0, 2000):
+        times = {t: [] for t in threads}
+        for _ in range(repeat):
+            for t, pre in pres.items():
+                busy(gap_us * 1e-6)
+                start = time.perf_counter_ns()
+                pre(image, out=out)
+                times[t].append(time.perf_counter_ns() - start)
+        for t in threads:
+            result.setdefault(str(t), {})[f"after_{gap_us}us"] = round(float(np.median(times[t])) / 1e3, 1)
+    return result
+
+
 # ------------------------------------------------------------------------------------ report
 def markdown(report: dict) -> str:
     s = report["summary"]
@@ -260,6 +294,13 @@ def markdown(report: dict) -> str:
                  + " (array-argument wrappers, freed in the call); tables per geometry: " + ", ".join(
         f"{k} {v['table_bytes'] / 1024:.1f} KB (+{v['workspace_bytes'] / 1024:.1f} KB row buffer)"
         for k, v in mem["tables"].items()) + ".")
+    if "thread_wake_up" in report:
+        wake = report["thread_wake_up"]
+        lines.append("Thread wake-up (a tiny 16x16 -> 8x8 call, median us, right after the previous call / after "
+                     "2 ms of other work): " + ", ".join(f"{t} thread{'s' if t != '1' else ''} {v['after_0us']:g} / "
+                                                         f"{v['after_2000us']:g}" for t, v in wake.items())
+                     + ". Numba's OpenMP workers sleep between calls that far apart; the interleaved multi-thread "
+                       "timings above include that wake-up.")
     if "start_up" in report:
         su = report["start_up"]
         lines.append(f"Start-up (fresh process: import + one 500x375 frame): warm JIT cache {su['warm']['process_s']:.2f} s "
@@ -289,6 +330,7 @@ def main(argv=None) -> int:
                          **{t: {m: [round(v, 1) for v in values] for m, values in methods.items()}
                             for t, methods in timing["per_photo_us"].items()}},
         "memory": memory(args.size, threads),
+        "thread_wake_up": thread_wake_up(threads),
     }
     if not args.skip_start_up:
         report["start_up"] = bm.cold_start(warm_runs=args.start_up_runs, cold_runs=2)

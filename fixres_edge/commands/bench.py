@@ -223,7 +223,7 @@ def _measure_group(bm, frame, encoded, full, pil, size, threads, settings, class
         kept: list[dict] = []
 
         def pipeline(clf=clf, kept=kept, data=frame["data"]):
-            kept.append(clf.predict(data, topk=1, size=size).timings_ms)
+            kept.append(clf.predict(data, topk=5, size=size).timings_ms)
 
         methods = {"pipeline": pipeline}
         if with_baselines and index == 0:
@@ -235,10 +235,13 @@ def _measure_group(bm, frame, encoded, full, pil, size, threads, settings, class
             baseline_times = {name: times[name] for name in baseline_names}
         kept = kept[settings["warmup"]:]
         stages = {stage: bm.Stats.from_ns([k[stage] * 1e6 for k in kept]).to_dict()
-                  for stage in ("decode", "preprocess", "infer")}
+                  for stage in ("decode", "preprocess", "infer", "postprocess")}
         stages["total"] = bm.Stats.from_ns(times["pipeline"]).to_dict()
+        # What preprocessing and post-processing add to inference, per call (decode apart).
+        overhead = float(np.median([(k["preprocess"] + k["postprocess"]) / k["infer"] for k in kept])) * 100
         rows.append({"frame": frame["label"], "model": models[spec]["label"], "size": size, "threads": threads,
-                     "reduction": info.reduction, "decoded_shape": list(reduced.shape[:2]), "stages": stages})
+                     "reduction": info.reduction, "decoded_shape": list(reduced.shape[:2]), "stages": stages,
+                     "pre_post_pct_of_infer": round(overhead, 3)})
     baseline = None
     if baseline_times is not None:
         stats = {name: bm.Stats.from_ns(ns).to_dict() for name, ns in baseline_times.items()}
@@ -319,17 +322,19 @@ def format_report(report: dict) -> str:
         f"load {env['load_average']} -> {env.get('load_average_end')}",
         f"{s['repeat']} timed rounds (+{s['warmup']} warm-up) per group, methods interleaved; times in ms",
         "",
-        "pipeline: Classifier.predict(jpeg bytes) = reduced decode -> preprocess -> infer (p50 per stage)",
+        "pipeline: Classifier.predict(jpeg bytes, topk=5) = reduced decode -> preprocess -> infer -> post "
+        "(p50 per stage; pre+post as % of infer, median per call)",
     ]
     rows = []
     for r in report["pipeline"]:
         st = r["stages"]
         rows.append([r["frame"], r["model"], str(r["size"]), str(r["threads"]), f"1/{r['reduction']}",
                      _ms(st["decode"]["p50_ms"]), _ms(st["preprocess"]["p50_ms"]), _ms(st["infer"]["p50_ms"]),
+                     _ms(st["postprocess"]["p50_ms"]), f"{r['pre_post_pct_of_infer']:.2f} %",
                      _ms(st["total"]["p50_ms"]), _ms(st["total"]["p90_ms"]), _ms(st["total"]["p99_ms"]),
                      f"{st['total']['throughput_per_s']:.1f}"])
-    out += _table(["frame", "model", "size", "thr", "scale", "decode", "pre", "infer", "total", "p90", "p99", "fps"],
-                  rows)
+    out += _table(["frame", "model", "size", "thr", "scale", "decode", "pre", "infer", "post", "pre+post",
+                   "total", "p90", "p99", "fps"], rows)
     if report["baselines"]:
         out += ["", "preprocess alone on the full decode (same input for all): p50 ms (fixres_edge / baseline)"]
         rows = []
