@@ -170,37 +170,32 @@ def test_bundled_model_soak_rss_flat():
 # ------------------------------------------------------------------------------------------------
 # Cache bounds
 @pytest.mark.aarch64
-def test_plan_cache_is_bounded_lru():
+@pytest.mark.parametrize("cache", ["plans", "launches"])
+def test_per_shape_caches_are_bounded_lru(cache):
+    """The plan cache (geometry and tables) and the prepared-launch cache keep the most recent
+    ``PLAN_CACHE_SIZE`` input shapes; a hit refreshes an entry."""
     pre = Preprocessor(size=4, threads=1)
+
+    def cached_sizes():
+        if cache == "plans":
+            return {key[:2] for key in pre._plans}
+        return {key[1][:2] for key in pre._launches()}  # (format, shape, dtype, threads)
+
     limit = preprocess.PLAN_CACHE_SIZE
     sizes = [(8 + i, 9) for i in range(limit + 20)]
     for h, w in sizes:
         pre(np.zeros((h, w, 3), np.uint8))
-    assert len(pre._plans) == limit
     # The most recent sizes are the ones kept; the oldest were evicted.
-    kept = {key[:2] for key in pre._plans}
-    assert kept == set(sizes[-limit:])
-    # A hit refreshes an entry: it survives the next evictions.
-    pre.plan(*sizes[-limit])
+    assert cached_sizes() == set(sizes[-limit:])
+    assert len(pre._plans if cache == "plans" else pre._launches()) == limit
+    # A hit refreshes an entry: it survives the next eviction, and the next oldest goes.
+    if cache == "plans":
+        pre.plan(*sizes[-limit])
+    else:
+        pre(np.zeros(sizes[-limit] + (3,), np.uint8))
     pre(np.zeros((500, 9, 3), np.uint8))
-    assert sizes[-limit] in {key[:2] for key in pre._plans}
-
-
-@pytest.mark.aarch64
-def test_prepared_launch_cache_is_bounded_lru():
-    pre = Preprocessor(size=4, threads=1)
-    limit = preprocess.PLAN_CACHE_SIZE
-    sizes = [(8 + i, 9) for i in range(limit + 20)]
-    for h, w in sizes:
-        pre(np.zeros((h, w, 3), np.uint8))
-    launches = pre._launches()
-    assert len(launches) == limit
-    assert {key[1][:2] for key in launches} == set(sizes[-limit:])
-    # A call with a cached shape refreshes it: it survives the next eviction.
-    pre(np.zeros(sizes[-limit] + (3,), np.uint8))
-    pre(np.zeros((500, 9, 3), np.uint8))
-    assert sizes[-limit] in {key[1][:2] for key in launches}
-    assert sizes[-limit + 1] not in {key[1][:2] for key in launches}
+    assert sizes[-limit] in cached_sizes()
+    assert sizes[-limit + 1] not in cached_sizes()
 
 
 @pytest.mark.aarch64

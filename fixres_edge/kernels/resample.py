@@ -151,42 +151,30 @@ def _horizontal_bgr_pair(row, row_next, x_start, x_lo, x_weights, s0, s1, s2, b0
     """
     out_w = x_start.shape[0]
     taps = x_weights.shape[1]
+    # One loop per tap count: each calls its own intrinsic (the tap count is unrolled in it).
     if taps == 2:
         for j in range(out_w):
-            p = np.uint64((x_start[j] - x_lo) * 3)
-            w = np.uint64(j)
-            blue, green, red = _pixel_taps2(row, p, x_weights, w)
-            a0[j] = red * s0 + b0
-            a1[j] = green * s1 + b1
-            a2[j] = blue * s2 + b2
-            blue, green, red = _pixel_taps2(row_next, p, x_weights, w)
-            d0[j] = red * s0 + b0
-            d1[j] = green * s1 + b1
-            d2[j] = blue * s2 + b2
+            p, w = np.uint64((x_start[j] - x_lo) * 3), np.uint64(j)
+            _store_rgb(a0, a1, a2, j, _pixel_taps2(row, p, x_weights, w), s0, s1, s2, b0, b1, b2)
+            _store_rgb(d0, d1, d2, j, _pixel_taps2(row_next, p, x_weights, w), s0, s1, s2, b0, b1, b2)
     elif taps == 3:
         for j in range(out_w):
-            p = np.uint64((x_start[j] - x_lo) * 3)
-            w = np.uint64(j)
-            blue, green, red = _pixel_taps3(row, p, x_weights, w)
-            a0[j] = red * s0 + b0
-            a1[j] = green * s1 + b1
-            a2[j] = blue * s2 + b2
-            blue, green, red = _pixel_taps3(row_next, p, x_weights, w)
-            d0[j] = red * s0 + b0
-            d1[j] = green * s1 + b1
-            d2[j] = blue * s2 + b2
+            p, w = np.uint64((x_start[j] - x_lo) * 3), np.uint64(j)
+            _store_rgb(a0, a1, a2, j, _pixel_taps3(row, p, x_weights, w), s0, s1, s2, b0, b1, b2)
+            _store_rgb(d0, d1, d2, j, _pixel_taps3(row_next, p, x_weights, w), s0, s1, s2, b0, b1, b2)
     else:
         for j in range(out_w):
-            p = np.uint64((x_start[j] - x_lo) * 3)
-            w = np.uint64(j)
-            blue, green, red = _pixel_taps4(row, p, x_weights, w)
-            a0[j] = red * s0 + b0
-            a1[j] = green * s1 + b1
-            a2[j] = blue * s2 + b2
-            blue, green, red = _pixel_taps4(row_next, p, x_weights, w)
-            d0[j] = red * s0 + b0
-            d1[j] = green * s1 + b1
-            d2[j] = blue * s2 + b2
+            p, w = np.uint64((x_start[j] - x_lo) * 3), np.uint64(j)
+            _store_rgb(a0, a1, a2, j, _pixel_taps4(row, p, x_weights, w), s0, s1, s2, b0, b1, b2)
+            _store_rgb(d0, d1, d2, j, _pixel_taps4(row_next, p, x_weights, w), s0, s1, s2, b0, b1, b2)
+
+
+def _store_rgb(r_out, g_out, b_out, j, bgr, s0, s1, s2, b0, b1, b2):
+    """Normalize one pixel's (B, G, R) and write it to the three planes at ``j``."""
+    blue, green, red = bgr
+    r_out[j] = red * s0 + b0
+    g_out[j] = green * s1 + b1
+    b_out[j] = blue * s2 + b2
 
 
 def _pixel_taps_python(taps):
@@ -662,6 +650,7 @@ _convert_planar = helper(_convert_planar, inline=False)
 _convert_yuv_row = helper(_convert_yuv_row)
 _bgr_row_pairs = helper(_bgr_row_pairs, inline=False)
 _horizontal_bgr_pair = helper(_horizontal_bgr_pair)
+_store_rgb = helper(_store_rgb)
 _pixel_taps2 = _pixel_taps(2)
 _pixel_taps3 = _pixel_taps(3)
 _pixel_taps4 = _pixel_taps(4)
