@@ -481,10 +481,12 @@ class Preprocessor:
             source = source[:8] + (plan.x.fixed_weights,) + source[9:] + (ring_rows, ring_row_ids)
             return flat, self.prepare_launch(resample.resample_interleaved_hfirst, source, span + 3 * g.out_w,
                                              g.out_h, g.out_w)
+        # The kernel's threads take bands of rows from this counter (one per calling thread).
+        next_band = self.workspace("next_band", (1, 1), np.int64)[0]
         # The blended source row, then three planar output rows, or (the paired fast path) a
         # second blended row.
-        return flat, self.prepare_launch(resample.resample_interleaved, source, 2 * span + 3 * g.out_w,
-                                         g.out_h, g.out_w)
+        return flat, self.prepare_launch(resample.resample_interleaved, source + (next_band,),
+                                         2 * span + 3 * g.out_w, g.out_h, g.out_w)
 
     def prepare_launch(self, pair, source_args: tuple, scratch_floats: int, out_h: int, out_w: int) -> "_Launch":
         """Bind a kernel pair (serial or parallel) to everything but the source bytes and the output item.

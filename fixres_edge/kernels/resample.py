@@ -31,6 +31,10 @@ import numpy as np
 
 from fixres_edge._jit import helper, jit_disabled, kernel
 
+# Rows per band that the threads of a parallel call take from their shared counter (14 bands at
+# 224: small enough that a late thread finds work left, large enough for row pairs).
+_BAND_ROWS = 16
+
 try:  # numba.prange is plain range when the JIT is disabled; range keeps this file importable without numba
     from numba import prange
 except ImportError:  # pragma: no cover
@@ -39,9 +43,32 @@ except ImportError:  # pragma: no cover
 
 def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, channels,
                           y_start, y_weights, x_start, x_weights, x_lo, x_hi,
-                          channel_map, scale, bias, quantize, clamp, channels_last,
+                          channel_map, next_band, scale, bias, quantize, clamp, channels_last,
                           out, planar, direct, scratch, n_chunks):
     out_h = y_start.shape[0]
+    # Several threads take bands of rows from a shared counter instead of one fixed band each: a
+    # thread that is late (an OpenMP worker wakes 50-80 us after a pause) then finds less work
+    # left, and a parallel call is never much slower than a serial one. One band when serial.
+    n_bands = 1 if n_chunks == 1 else max(1, (out_h + _BAND_ROWS - 1) // _BAND_ROWS)
+    next_band[0] = 0
+    for chunk in prange(n_chunks):
+        while True:
+            band = _claim(next_band)
+            if band >= n_bands:
+                break
+            _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
+                              x_start, x_weights, x_lo, x_hi, channel_map, scale, bias, quantize, clamp,
+                              channels_last, out, planar, direct, scratch[chunk], band * out_h // n_bands,
+                              (band + 1) * out_h // n_bands)
+
+
+def _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
+                      x_start, x_weights, x_lo, x_hi, channel_map, scale, bias, quantize, clamp, channels_last,
+                      out, planar, direct, scratch_row, y_begin, y_end):
+    """Output rows ``y_begin .. y_end`` of ``_resample_interleaved``, with one thread's scratch row.
+
+    (At most 30 arguments: CPython passes more as a tuple, which Numba cannot inline.)
+    """
     out_w = x_start.shape[0]
     taps_y = y_weights.shape[1]
     span = (x_hi - x_lo) * channels
@@ -57,48 +84,47 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
     b0 = bias[0]
     b1 = bias[1]
     b2 = bias[2]
-    for chunk in prange(n_chunks):
-        row = scratch[chunk]
-        y_begin, y_end = _band(chunk, n_chunks, out_h)
-        y = y_begin
-        if direct and bgr and contiguous_pixels and 2 <= taps_y <= 4 and 2 <= x_weights.shape[1] <= 4:
-            # The most common case (a BGR photo to float32 NCHW, shrunk up to about 2.3x with
-            # antialiasing or any amount without: 2 to 4 taps per axis) in pairs of output rows
-            # with vector taps: about 1.7x faster over the whole kernel than the generic loops
-            # below, which measured no gain from pairing alone.
-            y = _bgr_row_pairs(row, scratch[chunk, span:], flat, base, row_stride, x_lo, span, y_start,
-                               y_weights, x_start, x_weights, s0, s1, s2, b0, b1, b2, planar, y_begin, y_end)
-        for y in range(y, y_end):
-            first_row = base + y_start[y] * row_stride
-            # ---- vertical pass: row[0:span] = sum_k w_k * source_row(y_start + k)[x_lo:x_hi]
-            if contiguous_pixels:
-                offset = first_row + x_lo * channels
-                for k0 in range(0, taps_y, 4):
-                    _blend_rows(row, span, flat, offset + k0 * row_stride, row_stride, y_weights[y],
-                                k0, min(4, taps_y - k0), k0 == 0)
-            else:
-                for x in range(x_lo, x_hi):
-                    for c in range(channels):
-                        pixel = first_row + x * pixel_stride + c * channel_stride
-                        acc = np.float32(0.0)
-                        for k in range(taps_y):
-                            acc += y_weights[y, k] * flat[pixel + k * row_stride]
-                        row[(x - x_lo) * channels + c] = acc
-            # ---- horizontal pass: taps gathered per output pixel, channels picked in RGB order,
-            # normalization fused; float32 NCHW output is written in place.
-            a0, a1, a2 = _output_rows(planar, scratch, direct, chunk, span, out_w, y)
-            if bgr:
-                # The common case (OpenCV's BGR to RGB) with literal offsets: once inlined, the
-                # loads take immediate displacements (about 15 % faster than runtime offsets).
-                _horizontal(row, x_start, x_lo, x_weights, np.uint64(3), np.uint64(2), np.uint64(1),
-                            np.uint64(0), s0, s1, s2, b0, b1, b2, a0, a1, a2)
-            else:
-                _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2)
-            if clamp and not quantize:
-                _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2)
-            if not direct:
-                # ---- rounding (uint8) and the layout write, vectorizable
-                _store_row(a0, a1, a2, quantize, channels_last, out, y)
+    row = scratch_row
+    y = y_begin
+    if direct and bgr and contiguous_pixels and 2 <= taps_y <= 4 and 2 <= x_weights.shape[1] <= 4:
+        # The most common case (a BGR photo to float32 NCHW, shrunk up to about 2.3x with
+        # antialiasing or any amount without: 2 to 4 taps per axis) in pairs of output rows
+        # with vector taps: about 1.7x faster over the whole kernel than the generic loops
+        # below, which measured no gain from pairing alone.
+        y = _bgr_row_pairs(row, scratch_row[span:], flat, base, row_stride, x_lo, span, y_start,
+                           y_weights, x_start, x_weights, s0, s1, s2, b0, b1, b2, planar, y_begin, y_end)
+    for y in range(y, y_end):
+        first_row = base + y_start[y] * row_stride
+        # ---- vertical pass: row[0:span] = sum_k w_k * source_row(y_start + k)[x_lo:x_hi]
+        if contiguous_pixels:
+            offset = first_row + x_lo * channels
+            for k0 in range(0, taps_y, 4):
+                _blend_rows(row, span, flat, offset + k0 * row_stride, row_stride, y_weights[y],
+                            k0, min(4, taps_y - k0), k0 == 0)
+        else:
+            for x in range(x_lo, x_hi):
+                for c in range(channels):
+                    pixel = first_row + x * pixel_stride + c * channel_stride
+                    acc = np.float32(0.0)
+                    for k in range(taps_y):
+                        acc += y_weights[y, k] * flat[pixel + k * row_stride]
+                    row[(x - x_lo) * channels + c] = acc
+        # ---- horizontal pass: taps gathered per output pixel, channels picked in RGB order,
+        # normalization fused; float32 NCHW output is written in place.
+        a0, a1, a2 = _output_rows(planar, scratch_row, direct, span, out_w, y)
+        if bgr:
+            # The common case (OpenCV's BGR to RGB) with literal offsets: once inlined, the
+            # loads take immediate displacements (about 15 % faster than runtime offsets).
+            _horizontal(row, x_start, x_lo, x_weights, np.uint64(3), np.uint64(2), np.uint64(1),
+                        np.uint64(0), s0, s1, s2, b0, b1, b2, a0, a1, a2)
+        else:
+            _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2)
+        if clamp and not quantize:
+            _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2)
+        if not direct:
+            # ---- rounding (uint8) and the layout write, vectorizable
+            _store_row(a0, a1, a2, quantize, channels_last, out, y)
+
 
 def _bgr_row_pairs(row, row_next, flat, base, row_stride, x_lo, span, y_start, y_weights, x_start, x_weights,
                    s0, s1, s2, b0, b1, b2, planar, y_begin, y_end):
@@ -175,6 +201,35 @@ def _store_rgb(r_out, g_out, b_out, j, bgr, s0, s1, s2, b0, b1, b2):
     r_out[j] = red * s0 + b0
     g_out[j] = green * s1 + b1
     b_out[j] = blue * s2 + b2
+
+
+def _claim_python(counter):
+    """``_claim`` as plain Python, for ``NUMBA_DISABLE_JIT=1``."""
+    value = counter[0]
+    counter[0] = value + 1
+    return value
+
+
+def _make_claim():
+    """An intrinsic ``(counter) -> int64``: atomically increments ``counter[0]`` and returns its old
+    value (a work queue for the threads of a parallel kernel; Numba has no atomics of its own)."""
+    if jit_disabled():
+        return _claim_python
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def claim(typingctx, counter):
+        signature = types.int64(counter)
+
+        def codegen(context, builder, sig, args):
+            data = context.make_array(sig.args[0])(context, builder, args[0]).data
+            return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+        return signature, codegen
+
+    return claim
 
 
 def _pixel_taps_python(taps):
@@ -310,7 +365,7 @@ def _band(chunk, n_chunks, out_h):
     return chunk * out_h // n_chunks, (chunk + 1) * out_h // n_chunks
 
 
-def _output_rows(planar, scratch, direct, chunk, span, out_w, y):
+def _output_rows(planar, scratch_row, direct, span, out_w, y):
     """Where the three channels of output row ``y`` are accumulated.
 
     float32 NCHW output (``direct``): the output rows themselves. Otherwise three planar float32
@@ -319,8 +374,8 @@ def _output_rows(planar, scratch, direct, chunk, span, out_w, y):
     """
     if direct:
         return planar[0, y], planar[1, y], planar[2, y]
-    return (scratch[chunk, span:span + out_w], scratch[chunk, span + out_w:span + 2 * out_w],
-            scratch[chunk, span + 2 * out_w:span + 3 * out_w])
+    return (scratch_row[span:span + out_w], scratch_row[span + out_w:span + 2 * out_w],
+            scratch_row[span + 2 * out_w:span + 3 * out_w])
 
 
 def _store_row(a0, a1, a2, quantize, channels_last, out, y):
@@ -448,7 +503,7 @@ def _resample_yuv(flat, luma_base, luma_row_stride, luma_pixel_stride,
                     else:
                         for i in range(plane):
                             target[i] += w * window[i]
-            a0, a1, a2 = _output_rows(planar, scratch, direct, chunk, span, out_w, y)
+            a0, a1, a2 = _output_rows(planar, scratch[chunk], direct, span, out_w, y)
             _horizontal(row, x_start, x_lo, x_weights, np.uint64(1), np.uint64(0), np.uint64(plane),
                         np.uint64(2 * plane), s0, s1, s2, b0, b1, b2, a0, a1, a2)
             if clamp and not quantize:
@@ -550,7 +605,7 @@ def _resample_interleaved_hfirst(flat, base, row_stride, pixel_stride, channel_s
             ids[slot] = -1
         y_begin, y_end = _band(chunk, n_chunks, out_h)
         for y in range(y_begin, y_end):
-            a0, a1, a2 = _output_rows(planar, scratch, direct, chunk, span, out_w, y)
+            a0, a1, a2 = _output_rows(planar, scratch[chunk], direct, span, out_w, y)
             for k in range(taps_y):
                 source_row = y_start[y] + k
                 slot = source_row % ring
@@ -652,6 +707,8 @@ _bgr_row_pairs = helper(_bgr_row_pairs, inline=False)
 _horizontal_bgr_pair = helper(_horizontal_bgr_pair)
 _store_rgb = helper(_store_rgb)
 _pixel_taps2 = _pixel_taps(2)
+_claim = _make_claim()
+_interleaved_band = helper(_interleaved_band)
 _pixel_taps3 = _pixel_taps(3)
 _pixel_taps4 = _pixel_taps(4)
 _clamp_rows = helper(_clamp_rows)
