@@ -310,6 +310,8 @@ def test_concurrent_python_threads_agree(make_pre, images):
     ("noise-480x640", 224, True),      # 4 taps per axis
     ("mixed-375x500", 224, False),     # 2 taps (OpenCV's INTER_LINEAR filter)
     ("mixed-95x130", (57, 80), True),  # odd output height: the last row of a band goes alone
+    ("mixed-95x130", (57, 78), True),  # width not a multiple of 4: the last 4 pixels overlap
+    ("noise-12x9", (7, 6), True),      # 6 wide: two overlapping groups of 4
     ("noise-300x200", 96, True),       # 4 taps, portrait
     ("noise-151x203", 64, True),       # 5 taps: the generic loops
 ])

@@ -15,7 +15,7 @@ nothing about geometry. Per output row it does two passes:
 The most common case (a BGR photo to float32 NCHW with 2 to 4 taps per axis) runs output rows
 in pairs (``_bgr_row_pairs``): the horizontal pass is bound by loads, so a pair loads each output
 pixel's index and weights once for two rows, and each tap's three channels come in one 4-float
-vector load (``_pixel_taps``).
+vector load, four output pixels at a time (``_quad_pair``).
 
 Memory besides the output: per chunk of output rows (``scratch``), one blended float32 row plus
 three planar output rows, or two blended rows on the paired path; owned by the caller so that
@@ -86,7 +86,8 @@ def _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, chan
     b2 = bias[2]
     row = scratch_row
     y = y_begin
-    if direct and bgr and contiguous_pixels and 2 <= taps_y <= 4 and 2 <= x_weights.shape[1] <= 4:
+    if direct and bgr and contiguous_pixels and 2 <= taps_y <= 4 and 2 <= x_weights.shape[1] <= 4 \
+            and out_w >= 4:
         # The most common case (a BGR photo to float32 NCHW, shrunk up to about 2.3x with
         # antialiasing or any amount without: 2 to 4 taps per axis) in pairs of output rows
         # with vector taps: about 1.7x faster over the whole kernel than the generic loops
@@ -169,38 +170,29 @@ def _bgr_row_pairs(row, row_next, flat, base, row_stride, x_lo, span, y_start, y
 
 
 def _horizontal_bgr_pair(row, row_next, x_start, x_lo, x_weights, s0, s1, s2, b0, b1, b2, a0, a1, a2, d0, d1, d2):
-    """Horizontal taps (2 to 4) of two blended BGR rows into two RGB output rows.
+    """Horizontal taps (2 to 4) of two blended BGR rows into two RGB output rows (at least 4 wide).
 
-    Each tap is one 4-float vector load (a pixel's B, G, R and the next pixel's B, unused) times
-    the broadcast weight: 3 loads per output pixel instead of 9 scalar ones (the pass is bound
-    by loads; about 1.5x faster over the whole kernel).
+    Four output pixels at a time (``_quad_pair``): each tap of each pixel is one 4-float vector
+    load (its B, G, R and one unused float) times the broadcast weight, so a pixel costs 3 loads
+    instead of 9 scalar ones (the pass is bound by loads), and the four results are transposed so
+    that each channel is normalized and stored as one 4-wide vector.
     """
     out_w = x_start.shape[0]
     taps = x_weights.shape[1]
-    # One loop per tap count: each calls its own intrinsic (the tap count is unrolled in it).
-    if taps == 2:
-        for j in range(out_w):
-            p, w = np.uint64((x_start[j] - x_lo) * 3), np.uint64(j)
-            _store_rgb(a0, a1, a2, j, _pixel_taps2(row, p, x_weights, w), s0, s1, s2, b0, b1, b2)
-            _store_rgb(d0, d1, d2, j, _pixel_taps2(row_next, p, x_weights, w), s0, s1, s2, b0, b1, b2)
-    elif taps == 3:
-        for j in range(out_w):
-            p, w = np.uint64((x_start[j] - x_lo) * 3), np.uint64(j)
-            _store_rgb(a0, a1, a2, j, _pixel_taps3(row, p, x_weights, w), s0, s1, s2, b0, b1, b2)
-            _store_rgb(d0, d1, d2, j, _pixel_taps3(row_next, p, x_weights, w), s0, s1, s2, b0, b1, b2)
-    else:
-        for j in range(out_w):
-            p, w = np.uint64((x_start[j] - x_lo) * 3), np.uint64(j)
-            _store_rgb(a0, a1, a2, j, _pixel_taps4(row, p, x_weights, w), s0, s1, s2, b0, b1, b2)
-            _store_rgb(d0, d1, d2, j, _pixel_taps4(row_next, p, x_weights, w), s0, s1, s2, b0, b1, b2)
-
-
-def _store_rgb(r_out, g_out, b_out, j, bgr, s0, s1, s2, b0, b1, b2):
-    """Normalize one pixel's (B, G, R) and write it to the three planes at ``j``."""
-    blue, green, red = bgr
-    r_out[j] = red * s0 + b0
-    g_out[j] = green * s1 + b1
-    b_out[j] = blue * s2 + b2
+    for q in range(0, out_w, 4):
+        # The last group overlaps the one before when out_w is not a multiple of 4 (same values).
+        j = min(q, out_w - 4)
+        p0 = np.uint64((x_start[j] - x_lo) * 3)
+        p1 = np.uint64((x_start[j + 1] - x_lo) * 3)
+        p2 = np.uint64((x_start[j + 2] - x_lo) * 3)
+        p3 = np.uint64((x_start[j + 3] - x_lo) * 3)
+        at = np.uint64(j)
+        if taps == 2:
+            _quad_pair2(row, row_next, p0, p1, p2, p3, x_weights, at, s0, s1, s2, b0, b1, b2, a0, a1, a2, d0, d1, d2)
+        elif taps == 3:
+            _quad_pair3(row, row_next, p0, p1, p2, p3, x_weights, at, s0, s1, s2, b0, b1, b2, a0, a1, a2, d0, d1, d2)
+        else:
+            _quad_pair4(row, row_next, p0, p1, p2, p3, x_weights, at, s0, s1, s2, b0, b1, b2, a0, a1, a2, d0, d1, d2)
 
 
 def _claim_python(counter):
@@ -232,66 +224,97 @@ def _make_claim():
     return claim
 
 
-def _pixel_taps_python(taps):
-    """``_pixel_taps(taps)`` as plain Python, for ``NUMBA_DISABLE_JIT=1``."""
-    def pixel_taps(row, p, weights, j):
-        p, j = int(p), int(j)  # (numpy 1.x turns uint64 + int into a float)
-        c0 = c1 = c2 = np.float32(0.0)
-        for k in range(taps):
-            w = weights[j, k]
-            c0 += w * row[p + 3 * k]
-            c1 += w * row[p + 3 * k + 1]
-            c2 += w * row[p + 3 * k + 2]
-        return c0, c1, c2
-    return pixel_taps
+def _quad_pair_python(taps):
+    """``_quad_pair(taps)`` as plain Python, for ``NUMBA_DISABLE_JIT=1``."""
+    def quad_pair(row, row_next, p0, p1, p2, p3, weights, j, s0, s1, s2, b0, b1, b2, a0, a1, a2, d0, d1, d2):
+        j = int(j)  # (numpy 1.x turns uint64 + int into a float)
+        for source, red_out, green_out, blue_out in ((row, a0, a1, a2), (row_next, d0, d1, d2)):
+            for q, p in enumerate((int(p0), int(p1), int(p2), int(p3))):
+                bgr = [np.float32(0.0)] * 3
+                for k in range(taps):
+                    for c in range(3):
+                        bgr[c] += weights[j + q, k] * source[p + 3 * k + c]
+                red_out[j + q] = bgr[2] * s0 + b0
+                green_out[j + q] = bgr[1] * s1 + b1
+                blue_out[j + q] = bgr[0] * s2 + b2
+    return quad_pair
 
 
-def _pixel_taps(taps):
-    """An intrinsic ``(row, p, weights, j) -> (c0, c1, c2)``: sum over k < taps of
-    ``weights[j, k] * row[p + 3k : p + 3k + 3]``, computed on 4-float vectors.
+def _quad_pair(taps):
+    """An intrinsic: four output pixels (``j .. j + 3``, source offsets ``p0 .. p3``) of two blended
+    BGR rows, normalized and stored to the R, G and B planes of two output rows.
 
-    Numba has no vector types, and LLVM does not vectorize this gather on its own; written as
-    LLVM vector operations, each tap is one unaligned 4-float load (SSE/AVX on x86, NEON on
-    ARM). The fourth lane reads one float past the pixel's last channel: callers' rows always
-    have room after them (the scratch row continues). ``p`` and ``j`` are uint64.
+    Numba has no vector types and LLVM does not vectorize this gather on its own; written as LLVM
+    vector operations (SSE/AVX on x86, NEON on ARM), each tap of a pixel is one unaligned 4-float
+    load times the broadcast weight, and a 4x4 shuffle turns four (B, G, R, -) vectors into R, G
+    and B vectors of four pixels. The fourth lane reads one float past a pixel's last channel:
+    callers' rows always have room after them (the scratch row continues). Offsets and ``j`` are
+    uint64; the output rows need ``j + 4 <= width``.
     """
     if jit_disabled():
-        return _pixel_taps_python(taps)
+        return _quad_pair_python(taps)
     from llvmlite import ir
     from numba.core import types
     from numba.extending import intrinsic
 
     @intrinsic
-    def pixel_taps(typingctx, row, p, weights, j):
-        signature = types.UniTuple(types.float32, 3)(row, p, weights, j)
+    def quad_pair(typingctx, row, row_next, p0, p1, p2, p3, weights, j, s0, s1, s2, b0, b1, b2,
+                  a0, a1, a2, d0, d1, d2):
+        signature = types.void(row, row_next, p0, p1, p2, p3, weights, j, s0, s1, s2, b0, b1, b2,
+                               a0, a1, a2, d0, d1, d2)
 
         def codegen(context, builder, sig, args):
-            row_value, p_value, weights_value, j_value = args
-            data = context.make_array(sig.args[0])(context, builder, row_value).data
-            table = context.make_array(sig.args[2])(context, builder, weights_value).data
+            def data(index):
+                return context.make_array(sig.args[index])(context, builder, args[index]).data
+
             i32 = ir.IntType(32)
             i64 = ir.IntType(64)
             vector = ir.VectorType(ir.FloatType(), 4)
-            broadcast = ir.Constant(ir.VectorType(i32, 4), [0, 0, 0, 0])
-            first_weight = builder.mul(j_value, ir.Constant(i64, taps))
-            total = None
-            for k in range(taps):
-                address = builder.gep(data, [builder.add(p_value, ir.Constant(i64, 3 * k))], inbounds=True)
-                pixel = builder.load(builder.bitcast(address, vector.as_pointer()), align=4)
-                weight = builder.load(builder.gep(table, [builder.add(first_weight, ir.Constant(i64, k))],
-                                                  inbounds=True), align=4)
-                weight = builder.insert_element(ir.Constant(vector, ir.Undefined), weight, ir.Constant(i32, 0))
-                weight = builder.shuffle_vector(weight, weight, broadcast)
-                # "contract" lets LLVM fuse multiply and add where the CPU has FMA (as the
-                # kernels' fastmath setting does for scalar code).
-                product = builder.fmul(pixel, weight, flags=("contract",))
-                total = product if total is None else builder.fadd(total, product, flags=("contract",))
-            lanes = [builder.extract_element(total, ir.Constant(i32, c)) for c in range(3)]
-            return context.make_tuple(builder, sig.return_type, lanes)
+
+            def lanes(*order):
+                return ir.Constant(ir.VectorType(i32, 4), list(order))
+
+            def splat(value):
+                one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(i32, 0))
+                return builder.shuffle_vector(one, one, lanes(0, 0, 0, 0))
+
+            def fma(x, y, z):
+                # "contract" lets LLVM fuse where the CPU has FMA (as the kernels' fastmath does).
+                product = builder.fmul(x, y, flags=("contract",))
+                return product if z is None else builder.fadd(z, product, flags=("contract",))
+
+            table, j_value = data(6), args[7]
+            scales = [splat(v) for v in args[8:11]]
+            biases = [splat(v) for v in args[11:14]]
+            weights = [[splat(builder.load(builder.gep(table, [builder.add(
+                builder.mul(builder.add(j_value, ir.Constant(i64, q)), ir.Constant(i64, taps)),
+                ir.Constant(i64, k))], inbounds=True), align=4)) for k in range(taps)] for q in range(4)]
+            for source, outputs in ((data(0), (14, 15, 16)), (data(1), (17, 18, 19))):
+                pixels = []
+                for q in range(4):
+                    total = None
+                    for k in range(taps):
+                        address = builder.gep(source, [builder.add(args[2 + q], ir.Constant(i64, 3 * k))],
+                                              inbounds=True)
+                        loaded = builder.load(builder.bitcast(address, vector.as_pointer()), align=4)
+                        total = fma(loaded, weights[q][k], total)
+                    pixels.append(total)  # (B, G, R, -) of pixel j + q
+                low = builder.shuffle_vector(pixels[0], pixels[1], lanes(0, 4, 1, 5))    # B0 B1 G0 G1
+                high = builder.shuffle_vector(pixels[2], pixels[3], lanes(0, 4, 1, 5))   # B2 B3 G2 G3
+                reds = builder.shuffle_vector(
+                    builder.shuffle_vector(pixels[0], pixels[1], lanes(2, 6, 3, 7)),       # R0 R1 - -
+                    builder.shuffle_vector(pixels[2], pixels[3], lanes(2, 6, 3, 7)), lanes(0, 1, 4, 5))
+                greens = builder.shuffle_vector(low, high, lanes(2, 3, 6, 7))
+                blues = builder.shuffle_vector(low, high, lanes(0, 1, 4, 5))
+                for channel, values in enumerate((reds, greens, blues)):
+                    normalized = fma(values, scales[channel], biases[channel])
+                    address = builder.gep(data(outputs[channel]), [j_value], inbounds=True)
+                    builder.store(normalized, builder.bitcast(address, vector.as_pointer()), align=4)
+            return context.get_dummy_value()
 
         return signature, codegen
 
-    return pixel_taps
+    return quad_pair
 
 
 def _horizontal(row, x_start, x_lo, x_weights, step, c0, c1, c2, s0, s1, s2, b0, b1, b2, a0, a1, a2):
@@ -705,12 +728,11 @@ _convert_planar = helper(_convert_planar, inline=False)
 _convert_yuv_row = helper(_convert_yuv_row)
 _bgr_row_pairs = helper(_bgr_row_pairs, inline=False)
 _horizontal_bgr_pair = helper(_horizontal_bgr_pair)
-_store_rgb = helper(_store_rgb)
-_pixel_taps2 = _pixel_taps(2)
+_quad_pair2 = _quad_pair(2)
+_quad_pair3 = _quad_pair(3)
+_quad_pair4 = _quad_pair(4)
 _claim = _make_claim()
 _interleaved_band = helper(_interleaved_band)
-_pixel_taps3 = _pixel_taps(3)
-_pixel_taps4 = _pixel_taps(4)
 _clamp_rows = helper(_clamp_rows)
 _horizontal_fixed = helper(_horizontal_fixed)
 resample_interleaved = kernel(_resample_interleaved)
