@@ -262,6 +262,9 @@ class Preprocessor:
             self._scale = (1.0 / (255.0 * std)).astype(np.float32)
             self._bias = (-mean / std).astype(np.float32)
         self._out_dtype = np.dtype(config.dtype)
+        h, w = config.size
+        # Shape of one output item, (3, h, w) or (h, w, 3): derived once, used on every call.
+        self._item_shape = (3, h, w) if config.layout == "NCHW" else (h, w, 3)
         # Bicubic overshoots 0..255 (negative lobes): clamp as 8-bit pipelines do. Antialiased
         # bicubic also follows Pillow's pass order, which rounds and clips between the passes.
         self._clamp = config.interpolation == "bicubic"
@@ -289,8 +292,7 @@ class Preprocessor:
         """Output shape for a batch of ``n``: (n, 3, h, w) for NCHW, (n, h, w, 3) for NHWC."""
         if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
-        h, w = self.config.size
-        return (n, 3, h, w) if self.config.layout == "NCHW" else (n, h, w, 3)
+        return (n, *self._item_shape)
 
     # ------------------------------------------------------------------ planning
     def plan(self, in_h: int, in_w: int, shift: tuple[int, int] = (0, 0)) -> _Plan:
@@ -329,7 +331,7 @@ class Preprocessor:
             buf = np.zeros((rows, cols), dtype)
             buffers[name] = buf
             # Prepared launches hold the old buffers: prepare them again.
-            self._local.__dict__.pop("launches", None)
+            self._launches().clear()
         return buf
 
     def chunks_for(self, out_h: int) -> int:
@@ -337,8 +339,7 @@ class Preprocessor:
         return _chunk_count(self.config.threads, out_h)
 
     def _check_out(self, out, n: int) -> np.ndarray:
-        h, w = self.config.size
-        shape = (n, 3, h, w) if self.config.layout == "NCHW" else (n, h, w, 3)
+        shape = (n, *self._item_shape)  # n comes from this class: no need for out_shape's check
         if out is None:
             return np.empty(shape, self._out_dtype)
         if not isinstance(out, np.ndarray):
@@ -437,7 +438,6 @@ class Preprocessor:
                 launches.move_to_end(key)  # an LRU (an OrderedDict: no allocation on a hit)
             else:
                 flat, launch = self._prepare(image, fmt, (0, 0))
-                launches = self._launches()  # after _prepare, which may have replaced it
                 if len(launches) >= PLAN_CACHE_SIZE:
                     launches.popitem(last=False)
                 launches[key] = launch
@@ -501,8 +501,7 @@ class Preprocessor:
         if self._out_dtype == np.float16:
             # Numba has no float16 arithmetic: compute float32, then one numpy cast.
             size = out_h * out_w * 3
-            item_shape = self.out_shape(1)[1:]
-            staging = self.workspace("float32_out", (1, size), np.float32)[0, :size].reshape(item_shape)
+            staging = self.workspace("float32_out", (1, size), np.float32)[0, :size].reshape(self._item_shape)
         # float32 NCHW output is written directly by the horizontal pass; other dtypes and layouts
         # go through a small per-row store loop.
         direct = self.config.layout == "NCHW" and self._out_dtype == np.float32

@@ -472,7 +472,8 @@ class Classifier:
         raw = np.asarray(raw, dtype=np.float32).reshape(-1)
         return raw, (t1 - t0) * 1e3, (t2 - t1) * 1e3
 
-    def _to_probs(self, raw: np.ndarray) -> np.ndarray:
+    def _output_kind_of(self, raw: np.ndarray) -> str:
+        """"probabilities" or "logits": what the model outputs (decided once, on its first output)."""
         kind = self._output_kind
         if kind is None:
             # A model without a card saying so: outputs that are non-negative and sum to 1 over at
@@ -481,15 +482,17 @@ class Classifier:
             looks_like_probs = (raw.shape[0] >= 10 and float(raw.min()) >= 0.0
                                 and abs(float(raw.sum(dtype=np.float64)) - 1.0) < 1e-3)
             kind = self._output_kind = "probabilities" if looks_like_probs else "logits"
-        return raw.astype(np.float32, copy=True) if kind == "probabilities" else softmax(raw)
+        return kind
+
+    def _to_probs(self, raw: np.ndarray) -> np.ndarray:
+        if self._output_kind_of(raw) == "probabilities":
+            return raw.astype(np.float32, copy=True)
+        return softmax(raw)
 
     def _probs_and_top(self, raw: np.ndarray, k: int) -> tuple[np.ndarray, list[int]]:
         """Probabilities and the indices of the ``k`` best, in one compiled call (right after
         inference, caches are cold and every separate numpy or kernel call costs ~10 us)."""
-        kind = self._output_kind
-        if kind is None:
-            self._to_probs(raw)  # decides the output kind once
-            kind = self._output_kind
+        kind = self._output_kind_of(raw)
         n = raw.shape[0]
         if k > min(n, _SELECTION_TOP_K):
             probs = self._to_probs(raw)

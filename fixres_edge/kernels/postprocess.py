@@ -68,6 +68,8 @@ def _probabilities_top_k_into(raw, probs, indices, apply_softmax):
 
 softmax_into = serial_kernel(_softmax_into)
 top_k_into = serial_kernel(_top_k_into)
+# The same two functions as inlined helpers, which _probabilities_top_k_into calls (the two
+# kernels above were declared from the plain functions before these names were rebound).
 _softmax_into = helper(_softmax_into)
 _top_k_into = helper(_top_k_into)
 probabilities_top_k_into = serial_kernel(_probabilities_top_k_into)
