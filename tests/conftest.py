@@ -305,6 +305,17 @@ def shared_photos():
 
 
 @pytest.fixture(scope="session")
+def bundled_model():
+    """Path of the bundled fp32 model; skips when it has not been built (a checkout without it)."""
+    from fixres_edge.model import bundled_model_path
+
+    try:
+        return bundled_model_path()
+    except FileNotFoundError:
+        pytest.skip("bundled model not built")
+
+
+@pytest.fixture(scope="session")
 def make_pre():
     """``make_pre(**kw)``: a Preprocessor with test-friendly defaults (RGB in, NHWC uint8 out)."""
     from fixres_edge import Preprocessor

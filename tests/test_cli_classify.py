@@ -191,13 +191,7 @@ def test_inspect_tiny_models(tmp_path, tiny, capsys):
     assert "input     image" in out and "input     mask" in out and "unusable" in out
 
 
-def test_inspect_bundled(capsys):
-    from fixres_edge.model import bundled_model_path
-
-    try:
-        bundled_model_path()
-    except FileNotFoundError:
-        pytest.skip("bundled model not built yet")
+def test_inspect_bundled(capsys, bundled_model):
     assert main(["inspect"]) == 0
     out = capsys.readouterr().out
     assert "sizes     160, 192, 224, 256, 288, 320 (multiples of 32)" in out

@@ -218,14 +218,9 @@ def test_shared_classifier_matches_serial(tiny, threads, mode):
             assert_same(prediction, expected[i])
 
 
-def test_shared_bundled_classifier_matches_serial():
-    from fixres_edge.model import bundled_model_path
+def test_shared_bundled_classifier_matches_serial(bundled_model):
     from fixres_edge.runtime import Classifier
 
-    try:
-        bundled_model_path()
-    except FileNotFoundError:
-        pytest.skip("bundled model not built")
     clf = Classifier(size=160, threads=1)
     items = photos(count=6, seed=9)
     expected = [clf.predict(item) for item in items]

@@ -10,7 +10,7 @@ pytest.importorskip("onnx")
 
 from test_model_card import classes_model, jpeg_bytes, probe_model, save_model  # noqa: E402
 
-from fixres_edge.model import ModelCard, ModelInput, bundled_model_path  # noqa: E402
+from fixres_edge.model import ModelCard, ModelInput  # noqa: E402
 from fixres_edge.policy import Scale, ScalePolicy  # noqa: E402
 from fixres_edge.preprocess import Preprocessor  # noqa: E402
 from fixres_edge.runtime import (  # noqa: E402
@@ -394,11 +394,7 @@ def test_top_k_equals_stable_sort(seed):
 # ------------------------------------------------------------------------------------------------
 # The bundled model (skipped until its file exists)
 @pytest.fixture(scope="module")
-def grace_hopper():
-    try:
-        bundled_model_path()
-    except FileNotFoundError:
-        pytest.skip("bundled model not built yet")
+def grace_hopper(bundled_model):
     pytest.importorskip("matplotlib")
     pytest.importorskip("fixres_edge.decode")
     from fixres_edge.commands.classify import demo_photo

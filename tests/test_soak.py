@@ -139,14 +139,9 @@ def test_classification_soak_rss_flat(tmp_path):
     assert after - before <= RSS_GROWTH_LIMIT, f"RSS grew by {(after - before) / 2**20:.2f} MB"
 
 
-def test_bundled_model_soak_rss_flat():
-    from fixres_edge.model import bundled_model_path
+def test_bundled_model_soak_rss_flat(bundled_model):
     from fixres_edge.runtime import Classifier
 
-    try:
-        bundled_model_path()
-    except FileNotFoundError:
-        pytest.skip("bundled model not built")
     from test_model_card import jpeg_bytes
 
     clf = Classifier(size=160, threads=1)
