@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from fixres_edge import geometry
+from fixres_edge._jit import jit_disabled
 from fixres_edge.tables import INTERPOLATIONS, AxisTable, axis_table
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -481,12 +482,26 @@ class Preprocessor:
             source = source[:8] + (plan.x.fixed_weights,) + source[9:] + (ring_rows, ring_row_ids)
             return flat, self.prepare_launch(resample.resample_interleaved_hfirst, source, span + 3 * g.out_w,
                                              g.out_h, g.out_w)
-        # The kernel's threads take bands of rows from this counter (one per calling thread).
-        next_band = self.workspace("next_band", (1, 1), np.int64)[0]
         # The blended source row, then three planar output rows, or (the paired fast path) a
         # second blended row.
-        return flat, self.prepare_launch(resample.resample_interleaved, source + (next_band,),
-                                         2 * span + 3 * g.out_w, g.out_h, g.out_w)
+        return flat, self._prepare_banded(source, 2 * span + 3 * g.out_w, g.out_h, g.out_w)
+
+    def _prepare_banded(self, source_args: tuple, scratch_floats: int, out_h: int, out_w: int) -> "_BandedLaunch":
+        """``prepare_launch`` for the interleaved kernel, whose threads are ``fixres_edge.workers`` helpers."""
+        from fixres_edge.kernels import resample
+
+        launch = self.prepare_launch(None, source_args, scratch_floats, out_h, out_w)
+        threads = launch.chunks
+        n_bands = 1
+        if threads > 1 and not jit_disabled():
+            from fixres_edge.workers import band_count
+
+            n_bands = band_count(out_h)
+        # The threads' shared band counter (ticket, next band; bands done), one per calling thread.
+        work = self.workspace("band_work", (1, 2), np.int64)[0]
+        direct, scratch, _ = launch.after
+        return _BandedLaunch(resample.resample_interleaved.dispatcher, threads if n_bands > 1 else 1,
+                             launch.before, direct, launch.staging, scratch, work, n_bands)
 
     def prepare_launch(self, pair, source_args: tuple, scratch_floats: int, out_h: int, out_w: int) -> "_Launch":
         """Bind a kernel pair (serial or parallel) to everything but the source bytes and the output item.
@@ -507,6 +522,8 @@ class Preprocessor:
         direct = self.config.layout == "NCHW" and self._out_dtype == np.float32
         before = (*source_args, self._scale, self._bias, self._out_dtype == np.uint8, self._clamp,
                   self.config.layout == "NHWC")
+        if pair is None:  # the caller picks the kernel (``_prepare_banded``)
+            return _Launch(None, chunks, before, (direct, scratch, chunks), direct, staging)
         if chunks == 1:
             return _Launch(pair.serial.dispatcher, 1, before, (direct, scratch, chunks), direct, staging)
         return _Launch(pair.parallel, chunks, before, (direct, scratch, chunks), direct, staging)
@@ -539,6 +556,35 @@ class _Launch:
 
             with PARALLEL_LAUNCH_LOCK, thread_count(self.chunks):
                 self.kernel(flat, *self.before, target, planar, *self.after)
+        if self.staging is not None:
+            np.copyto(out, self.staging, casting="same_kind")
+
+
+class _BandedLaunch(_Launch):
+    """``_Launch`` for the interleaved kernel: several threads share the call through
+    ``fixres_edge.workers`` (helpers that take bands of rows) instead of an OpenMP region."""
+
+    __slots__ = ("scratch", "work", "n_bands", "alone")
+
+    def __init__(self, kernel, threads: int, before: tuple, direct: bool, staging, scratch: np.ndarray,
+                 work: np.ndarray, n_bands: int):
+        super().__init__(kernel, threads, before, (), direct, staging)
+        self.scratch = scratch
+        self.work = work
+        self.n_bands = n_bands
+        # The arguments after the output when the caller runs every row itself.
+        self.alone = (direct, work, 0, 1, scratch[0], True)
+
+    def run(self, flat: np.ndarray, out: np.ndarray) -> None:
+        target = out if self.staging is None else self.staging
+        planar = target if self.direct else _NO_PLANAR
+        if self.chunks == 1:
+            self.kernel(flat, *self.before, target, planar, *self.alone)
+        else:
+            from fixres_edge.workers import band_helpers
+
+            band_helpers().run(self.kernel, (flat, *self.before, target, planar, self.direct), self.scratch,
+                               self.chunks, self.work, self.n_bands)
         if self.staging is not None:
             np.copyto(out, self.staging, casting="same_kind")
 

@@ -66,6 +66,15 @@ def warmup(threads: tuple[int | None, ...] = (1, None), dtypes=DTYPES, layouts=L
                     spent[key] = time.perf_counter() - start
                     if verbose:
                         print(f"{key:40s} {spent[key] * 1000:8.1f} ms")
+    if any(t != 1 for t in threads):
+        # The band helpers' wait loop (fixres_edge.workers), compiled in the first helper otherwise.
+        from fixres_edge.kernels.sync import poll
+
+        start = time.perf_counter()
+        poll(np.zeros(1, np.int64), 0, 0, 0)
+        spent["band helpers"] = time.perf_counter() - start
+        if verbose:
+            print(f"{'band helpers':40s} {spent['band helpers'] * 1000:8.1f} ms")
     # Post-processing kernels (softmax, top-k) used by Classifier.
     from fixres_edge.runtime import softmax, top_k
 

@@ -115,9 +115,11 @@ def test_kernels_are_compiled_without_the_gil():
     pre = Preprocessor(size=4, threads=1)
     pre(np.zeros((6, 6, 3), np.uint8))
     pre(np.zeros((9, 6), np.uint8), input_format="NV12")
-    for pair in (resample.resample_interleaved, resample.resample_yuv):
-        for build in (pair.serial, pair.parallel):
-            assert build.dispatcher.targetoptions.get("nogil") is True, build.__name__
+    from fixres_edge.kernels import sync
+
+    for build in (resample.resample_interleaved, resample.resample_yuv.serial, resample.resample_yuv.parallel,
+                  sync.poll):
+        assert build.dispatcher.targetoptions.get("nogil") is True, build.__name__
 
 
 def test_python_threads_run_during_a_kernel_call():

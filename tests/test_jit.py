@@ -72,10 +72,10 @@ def test_user_cache_dir_follows_xdg(tmp_path, monkeypatch):
 
 
 def test_serial_and_parallel_builds_have_distinct_cache_names():
-    from fixres_edge.kernels.resample import resample_interleaved
+    from fixres_edge.kernels.resample import resample_yuv
 
-    serial = resample_interleaved.serial._fn
-    parallel = resample_interleaved.parallel._fn
+    serial = resample_yuv.serial._fn
+    parallel = resample_yuv.parallel._fn
     assert serial.__qualname__ != parallel.__qualname__
     assert serial.__code__ is parallel.__code__  # one source
 
@@ -83,10 +83,15 @@ def test_serial_and_parallel_builds_have_distinct_cache_names():
 def test_every_kernel_releases_the_gil():
     from fixres_edge.kernels import resample
 
-    for name in ("resample_interleaved", "resample_yuv", "resample_interleaved_hfirst"):
+    from fixres_edge.kernels import sync
+
+    for name in ("resample_yuv", "resample_interleaved_hfirst"):
         pair = getattr(resample, name)
         assert pair.serial.dispatcher.targetoptions.get("nogil") is True
         assert pair.parallel.dispatcher.targetoptions.get("nogil") is True
+    # Run by the caller and by band helpers; the helpers poll without the GIL.
+    for single in (resample.resample_interleaved, sync.poll):
+        assert single.dispatcher.targetoptions.get("nogil") is True
 
 
 def test_thread_count_is_restored():

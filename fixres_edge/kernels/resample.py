@@ -29,11 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fixres_edge._jit import helper, jit_disabled, kernel
-
-# Rows per band that the threads of a parallel call take from their shared counter (14 bands at
-# 224: small enough that a late thread finds work left, large enough for row pairs).
-_BAND_ROWS = 16
+from fixres_edge._jit import helper, jit_disabled, kernel, serial_kernel
 
 try:  # numba.prange is plain range when the JIT is disabled; range keeps this file importable without numba
     from numba import prange
@@ -43,23 +39,51 @@ except ImportError:  # pragma: no cover
 
 def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, channels,
                           y_start, y_weights, x_start, x_weights, x_lo, x_hi,
-                          channel_map, next_band, scale, bias, quantize, clamp, channels_last,
-                          out, planar, direct, scratch, n_chunks):
+                          channel_map, scale, bias, quantize, clamp, channels_last,
+                          out, planar, direct, work, ticket, n_bands, scratch_row, wait_for_helpers):
+    """One thread's share of a call: all rows when ``n_bands == 1``, else bands taken from ``work``.
+
+    Several threads (the caller and ``fixres_edge.workers`` helpers) run this on the same
+    arguments, each with its own ``scratch_row``. They take bands of rows from the ticketed
+    counter ``work`` (see ``_claim_band``), so a thread that comes late finds less work left and
+    never delays the call; a helper holding an old ticket takes nothing. The caller
+    (``wait_for_helpers``) returns only when every taken band is written.
+    """
     out_h = y_start.shape[0]
-    # Several threads take bands of rows from a shared counter instead of one fixed band each: a
-    # thread that is late (an OpenMP worker wakes 50-80 us after a pause) then finds less work
-    # left, and a parallel call is never much slower than a serial one. One band when serial.
-    n_bands = 1 if n_chunks == 1 else max(1, (out_h + _BAND_ROWS - 1) // _BAND_ROWS)
-    next_band[0] = 0
-    for chunk in prange(n_chunks):
-        while True:
-            band = _claim(next_band)
-            if band >= n_bands:
-                break
-            _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
-                              x_start, x_weights, x_lo, x_hi, channel_map, scale, bias, quantize, clamp,
-                              channels_last, out, planar, direct, scratch[chunk], band * out_h // n_bands,
-                              (band + 1) * out_h // n_bands)
+    if n_bands == 1:
+        _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
+                          x_start, x_weights, x_lo, x_hi, channel_map, scale, bias, quantize, clamp,
+                          channels_last, out, planar, direct, scratch_row, 0, out_h)
+        return
+    while True:
+        band = _claim_band(work, ticket, n_bands)
+        if band < 0:
+            break
+        _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
+                          x_start, x_weights, x_lo, x_hi, channel_map, scale, bias, quantize, clamp,
+                          channels_last, out, planar, direct, scratch_row, band * out_h // n_bands,
+                          (band + 1) * out_h // n_bands)
+        _atomic_add(work, 1, 1)  # release: the band's rows are written before it counts as done
+    if wait_for_helpers:
+        # At most one band per helper is still being written: a short spin, no sleep.
+        while _atomic_load(work, 1) < n_bands:
+            pass
+
+
+def _claim_band(work, ticket, n_bands):
+    """Take the next band of the job ``ticket``: its index, or -1 when none is left.
+
+    ``work[0]`` holds ``ticket << 32 | next band`` (the caller sets it before announcing the job);
+    a compare-and-swap takes a band only while the ticket still matches, so a helper that picks up
+    a job after it finished (and the counter was reset for the next one) never writes anything.
+    """
+    while True:
+        current = _atomic_load(work, 0)
+        band = current & 0xFFFFFFFF
+        if (current >> 32) != ticket or band >= n_bands:
+            return -1
+        if _compare_exchange(work, 0, current, current + 1):
+            return band
 
 
 def _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
@@ -195,33 +219,61 @@ def _horizontal_bgr_pair(row, row_next, x_start, x_lo, x_weights, s0, s1, s2, b0
             _quad_pair4(row, row_next, p0, p1, p2, p3, x_weights, at, s0, s1, s2, b0, b1, b2, a0, a1, a2, d0, d1, d2)
 
 
-def _claim_python(counter):
-    """``_claim`` as plain Python, for ``NUMBA_DISABLE_JIT=1``."""
-    value = counter[0]
-    counter[0] = value + 1
-    return value
+def _atomic_load_python(array, index):
+    return array[index]
 
 
-def _make_claim():
-    """An intrinsic ``(counter) -> int64``: atomically increments ``counter[0]`` and returns its old
-    value (a work queue for the threads of a parallel kernel; Numba has no atomics of its own)."""
+def _atomic_add_python(array, index, value):
+    old = array[index]
+    array[index] = old + value
+    return old
+
+
+def _compare_exchange_python(array, index, expected, desired):
+    if array[index] != expected:
+        return False
+    array[index] = desired
+    return True
+
+
+def _make_atomics():
+    """Intrinsics over one int64 array element (Numba has no atomics of its own):
+    ``_atomic_load(array, i)`` (acquire), ``_atomic_add(array, i, v) -> old`` (acquire-release) and
+    ``_compare_exchange(array, i, expected, desired) -> bool`` (acquire-release).
+    Plain Python under ``NUMBA_DISABLE_JIT=1`` (one thread then)."""
     if jit_disabled():
-        return _claim_python
+        return _atomic_load_python, _atomic_add_python, _compare_exchange_python
     from llvmlite import ir
     from numba.core import types
     from numba.extending import intrinsic
 
+    def element(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        return builder.gep(data, [args[1]])
+
     @intrinsic
-    def claim(typingctx, counter):
-        signature = types.int64(counter)
-
+    def atomic_load(typingctx, array, index):
         def codegen(context, builder, sig, args):
-            data = context.make_array(sig.args[0])(context, builder, args[0]).data
-            return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+            return builder.load_atomic(element(context, builder, sig, args), "acquire", 8)
 
-        return signature, codegen
+        return types.int64(array, types.intp), codegen
 
-    return claim
+    @intrinsic
+    def atomic_add(typingctx, array, index, value):
+        def codegen(context, builder, sig, args):
+            return builder.atomic_rmw("add", element(context, builder, sig, args), args[2], "acq_rel")
+
+        return types.int64(array, types.intp, types.int64), codegen
+
+    @intrinsic
+    def compare_exchange(typingctx, array, index, expected, desired):
+        def codegen(context, builder, sig, args):
+            pair = builder.cmpxchg(element(context, builder, sig, args), args[2], args[3], "acq_rel", "acquire")
+            return builder.extract_value(pair, 1)
+
+        return types.boolean(array, types.intp, types.int64, types.int64), codegen
+
+    return atomic_load, atomic_add, compare_exchange
 
 
 def _quad_pair_python(taps):
@@ -731,10 +783,11 @@ _horizontal_bgr_pair = helper(_horizontal_bgr_pair)
 _quad_pair2 = _quad_pair(2)
 _quad_pair3 = _quad_pair(3)
 _quad_pair4 = _quad_pair(4)
-_claim = _make_claim()
+_atomic_load, _atomic_add, _compare_exchange = _make_atomics()
+_claim_band = helper(_claim_band)
 _interleaved_band = helper(_interleaved_band)
 _clamp_rows = helper(_clamp_rows)
 _horizontal_fixed = helper(_horizontal_fixed)
-resample_interleaved = kernel(_resample_interleaved)
+resample_interleaved = serial_kernel(_resample_interleaved)
 resample_yuv = kernel(_resample_yuv)
 resample_interleaved_hfirst = kernel(_resample_interleaved_hfirst)

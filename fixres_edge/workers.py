@@ -1,0 +1,196 @@
+"""Helper threads that take bands of output rows of a preprocessing call beside the calling thread.
+
+Why not Numba's OpenMP workers (``prange``): they sleep between calls, and a launch wakes them
+before the caller starts on its own rows. On the 2-vCPU test VM, after 2 ms of other work, that
+wake-up held the caller for 18-47 us and the worker started about 70 us into a call whose serial
+time is about 100 us, so two threads were slower than one. Here:
+
+* the caller announces a job with a plain store and starts on its own rows at once;
+* helpers notice it by polling between short sleeps (``kernels.sync.poll``, without the GIL):
+  about every 30 us for a few milliseconds after their last job, then every millisecond for about
+  a second, then they block on an event that the next call sets after its own work (that call
+  runs alone);
+* rows are taken in bands from a ticketed counter (``kernels.resample._claim_band``): a late
+  helper takes what is left, and one that arrives after the call ended takes nothing. The caller
+  never waits for a helper to arrive, only for a band a helper is writing.
+
+One caller owns the helpers at a time; a concurrent caller (another Python thread) runs its call
+alone instead of waiting. Helpers are daemon threads, stopped at exit and re-created after a fork.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+# Output rows per band: 14 bands at 224, small enough that a late helper still finds work and
+# large enough for the kernel's row pairs.
+BAND_ROWS = 16
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How helpers wait for the next job.
+
+    One poll costs about 25-30 us of wall time at ``fast_period_us=5`` on the test VM (the sleep's
+    own overhead dominates), so the fast phase lasts about 3 ms: longer than the gaps between
+    calls of a benchmark loop or a burst of frames, shorter than a model's inference, so helpers
+    are back to slow polls while ONNX Runtime uses the cores. The slow phase (about one wake-up
+    per millisecond) keeps a 30 fps stream from ever blocking; after it, an idle helper costs
+    nothing.
+    """
+
+    fast_period_us: int = 5
+    fast_polls: int = 100
+    slow_period_us: int = 1000
+    slow_polls: int = 1000
+
+
+def band_count(out_h: int) -> int:
+    """Bands of about ``BAND_ROWS`` rows that the threads of one call share."""
+    return max(1, (out_h + BAND_ROWS - 1) // BAND_ROWS)
+
+
+class BandHelpers:
+    """A set of helper threads; ``run`` splits one kernel call between the caller and them.
+
+    The kernel must follow ``kernels.resample._resample_interleaved``'s protocol: its last five
+    arguments are ``work, ticket, n_bands, scratch_row, wait_for_helpers``.
+    """
+
+    def __init__(self, policy: PollPolicy = PollPolicy(), max_helpers: int | None = None):
+        self.policy = policy
+        self.max_helpers = max_helpers
+        self._posted = np.zeros(1, np.int64)  # ticket of the latest job; -1 asks helpers to stop
+        self._job: tuple | None = None
+        self._ticket = 0
+        self._owner = threading.Lock()  # held by the one caller whose job the helpers serve
+        self._state = threading.Lock()
+        self._wake = threading.Event()
+        self._blocked = 0
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        # Per helper: jobs it took part in (for tests and diagnostics; each written by one thread).
+        self.joined: list[int] = []
+
+    def run(self, kernel: Callable, head: tuple, scratch: np.ndarray, threads: int, work: np.ndarray,
+            n_bands: int) -> None:
+        """Run ``kernel(*head, work, ticket, n_bands, scratch[i], i == 0)`` on the calling thread
+        (``i = 0``) and up to ``threads - 1`` helpers; returns when every row is written.
+
+        ``scratch`` has one row per thread and ``work`` is an int64 array of 2 owned by the caller.
+        """
+        if threads < 2 or n_bands < 2 or not self._owner.acquire(blocking=False):
+            kernel(*head, work, 0, 1, scratch[0], True)
+            return
+        try:
+            helpers = self._start(threads - 1)
+            self._ticket = ticket = self._ticket % 0x7FFFFFFF + 1
+            work[0] = ticket << 32  # band 0 of this ticket
+            work[1] = 0  # bands done
+            self._job = (ticket, kernel, head, scratch, helpers, work, n_bands)
+            self._posted[0] = ticket  # the announcement: helpers poll this
+            kernel(*head, work, ticket, n_bands, scratch[0], True)
+        finally:
+            self._job = None  # no reference to the caller's arrays outlives the call
+            self._owner.release()
+        if self._blocked:
+            self._wake.set()  # after the work: this costs a system call (tens of us on a VM)
+
+    def _start(self, wanted: int) -> int:
+        """Start helpers up to ``wanted`` (capped by ``max_helpers``); returns how many there are."""
+        if self.max_helpers is not None:
+            wanted = min(wanted, self.max_helpers)
+        while len(self._threads) < wanted:
+            index = len(self._threads) + 1
+            self.joined.append(0)
+            thread = threading.Thread(target=self._serve, args=(index,), name=f"fixres_edge-helper-{index}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return min(wanted, len(self._threads))
+
+    def _serve(self, index: int) -> None:
+        from fixres_edge.kernels.sync import poll
+
+        _short_timer_slack()
+        policy = self.policy
+        posted = self._posted
+        seen = int(posted[0])
+        while not self._stopping:
+            if not (poll(posted, seen, policy.fast_period_us, policy.fast_polls)
+                    or poll(posted, seen, policy.slow_period_us, policy.slow_polls)):
+                with self._state:
+                    self._blocked += 1
+                self._wake.wait()
+                with self._state:
+                    self._blocked -= 1
+                    if self._blocked == 0:
+                        self._wake.clear()
+                continue
+            seen = int(posted[0])
+            job = self._job
+            if job is None or job[0] != seen or index > job[4]:
+                continue  # the job ended before this helper looked, or does not need it
+            ticket, kernel, head, scratch, _, work, n_bands = job
+            del job
+            kernel(*head, work, ticket, n_bands, scratch[index], False)
+            self.joined[index - 1] += 1
+            del head, scratch, work  # drop the caller's arrays before waiting again
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the helpers (at exit: none may run compiled code while the interpreter tears down)."""
+        self._stopping = True
+        self._posted[0] = -1
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+
+def _short_timer_slack() -> None:
+    """Linux delays a sleeping thread's wake-up by its timer slack (50 us by default), which would
+    turn a 5 us poll into 55+ us; 1 us for this thread only."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        pr_set_timerslack = 29
+        ctypes.CDLL(None).prctl(pr_set_timerslack, ctypes.c_ulong(1000), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                                ctypes.c_ulong(0))
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+_helpers: BandHelpers | None = None
+_helpers_lock = threading.Lock()
+
+
+def band_helpers() -> BandHelpers:
+    """The process's helpers (created on first use, capped by Numba's thread count)."""
+    global _helpers
+    helpers = _helpers
+    if helpers is None:
+        with _helpers_lock:
+            if _helpers is None:
+                from fixres_edge._jit import max_threads
+
+                _helpers = BandHelpers(max_helpers=max_threads() - 1)
+                atexit.register(_helpers.stop)
+            helpers = _helpers
+    return helpers
+
+
+def _forget_after_fork() -> None:
+    # Threads do not survive a fork; the child starts its own helpers when it needs them.
+    global _helpers, _helpers_lock
+    _helpers = None
+    _helpers_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
