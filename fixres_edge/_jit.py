@@ -1,7 +1,9 @@
 """The one place that decides how kernels are compiled.
 
 Every Numba option of the project lives here: kernels are declared with :func:`kernel`, which
-returns a :class:`KernelPair` (a serial and a ``parallel=True`` build of the same source).
+returns a :class:`KernelPair` (a serial and a ``parallel=True`` build of the same source), or with
+:func:`serial_kernel` (one build; the interleaved kernel gets its threads from
+``fixres_edge.workers`` instead of OpenMP).
 
 Why each choice:
 
@@ -17,9 +19,9 @@ Why each choice:
   compiles every signature explicitly.
 * Read-only installs (numba#4908): when the package directory is not writable and
   ``NUMBA_CACHE_DIR`` is unset, the cache goes to the user cache directory instead.
-* A short OpenMP spin (``GOMP_SPINCOUNT``) unless the user set a wait policy: long-spinning
-  OpenMP workers fight ONNX Runtime's threads (onnxruntime#3099); set when numba is first
-  configured, never at ``import fixres_edge``.
+* A short OpenMP spin (``GOMP_SPINCOUNT``, for the kernels that still use ``prange``) unless the
+  user set a wait policy: long-spinning OpenMP workers fight ONNX Runtime's threads
+  (onnxruntime#3099); set when numba is first configured, never at ``import fixres_edge``.
 """
 from __future__ import annotations
 

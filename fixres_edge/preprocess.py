@@ -573,7 +573,7 @@ class _BandedLaunch(_Launch):
         self.work = work
         self.n_bands = n_bands
         # The arguments after the output when the caller runs every row itself.
-        self.alone = (direct, work, 0, 1, scratch[0], True)
+        self.alone = (direct, work, 0, 1, scratch[0], True, work, _NO_POLLS)
 
     def run(self, flat: np.ndarray, out: np.ndarray) -> None:
         target = out if self.staging is None else self.staging
@@ -595,6 +595,7 @@ for _map in _CHANNEL_MAPS.values():
 
 
 _NO_PLANAR = np.zeros((3, 1, 1), np.float32)
+_NO_POLLS = np.zeros(4, np.int64)  # the band helpers' wait schedule, unused when the caller is alone
 
 
 def _chunk_count(threads: int | None, out_h: int) -> int:

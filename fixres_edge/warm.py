@@ -68,10 +68,10 @@ def warmup(threads: tuple[int | None, ...] = (1, None), dtypes=DTYPES, layouts=L
                         print(f"{key:40s} {spent[key] * 1000:8.1f} ms")
     if any(t != 1 for t in threads):
         # The band helpers' wait loop (fixres_edge.workers), compiled in the first helper otherwise.
-        from fixres_edge.kernels.sync import poll
+        from fixres_edge.kernels.resample import poll
 
         start = time.perf_counter()
-        poll(np.zeros(1, np.int64), 0, 0, 0)
+        poll(np.zeros(2, np.int64), 0, np.zeros(4, np.int64))
         spent["band helpers"] = time.perf_counter() - start
         if verbose:
             print(f"{'band helpers':40s} {spent['band helpers'] * 1000:8.1f} ms")

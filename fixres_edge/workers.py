@@ -6,7 +6,7 @@ wake-up held the caller for 18-47 us and the worker started about 70 us into a c
 time is about 100 us, so two threads were slower than one. Here:
 
 * the caller announces a job with a plain store and starts on its own rows at once;
-* helpers notice it by polling between short sleeps (``kernels.sync.poll``, without the GIL):
+* helpers notice it by polling between short sleeps (``kernels.resample.poll``, without the GIL):
   about every 30 us for a few milliseconds after their last job, then every millisecond for about
   a second, then they block on an event that the next call sets after its own work (that call
   runs alone);
@@ -60,14 +60,22 @@ def band_count(out_h: int) -> int:
 class BandHelpers:
     """A set of helper threads; ``run`` splits one kernel call between the caller and them.
 
-    The kernel must follow ``kernels.resample._resample_interleaved``'s protocol: its last five
-    arguments are ``work, ticket, n_bands, scratch_row, wait_for_helpers``.
+    The kernel must follow ``kernels.resample._resample_interleaved``'s protocol: its last seven
+    arguments are ``work, ticket, n_bands, scratch_row, wait_for_helpers, posted, schedule``, and
+    in a helper it returns whether a new job is running (it waits for one as ``_poll`` does).
     """
 
     def __init__(self, policy: PollPolicy = PollPolicy(), max_helpers: int | None = None):
         self.policy = policy
         self.max_helpers = max_helpers
-        self._posted = np.zeros(1, np.int64)  # ticket of the latest job; -1 asks helpers to stop
+        # Tickets of the latest job announced and finished; announced = -1 asks helpers to stop.
+        self._posted = np.zeros(2, np.int64)
+        # Wait schedules (see ``kernels.resample._poll``): fast then slow polls when idle; only the
+        # fast ones inside the kernel after a job, which holds the job's arrays while it waits.
+        self._schedule = np.array([policy.fast_period_us, policy.fast_polls, policy.slow_period_us,
+                                   policy.slow_polls], np.int64)
+        self._after_job = np.array([policy.fast_period_us, policy.fast_polls, 0, 0], np.int64)
+        self._slow_only = np.array([0, 0, policy.slow_period_us, policy.slow_polls], np.int64)
         self._job: tuple | None = None
         self._ticket = 0
         self._owner = threading.Lock()  # held by the one caller whose job the helpers serve
@@ -78,16 +86,17 @@ class BandHelpers:
         self._threads: list[threading.Thread] = []
         # Per helper: jobs it took part in (for tests and diagnostics; each written by one thread).
         self.joined: list[int] = []
+        self.last_error: Exception | None = None
 
     def run(self, kernel: Callable, head: tuple, scratch: np.ndarray, threads: int, work: np.ndarray,
             n_bands: int) -> None:
-        """Run ``kernel(*head, work, ticket, n_bands, scratch[i], i == 0)`` on the calling thread
+        """Run ``kernel(*head, work, ticket, n_bands, scratch[i], i == 0, ...)`` on the calling thread
         (``i = 0``) and up to ``threads - 1`` helpers; returns when every row is written.
 
         ``scratch`` has one row per thread and ``work`` is an int64 array of 2 owned by the caller.
         """
         if threads < 2 or n_bands < 2 or not self._owner.acquire(blocking=False):
-            kernel(*head, work, 0, 1, scratch[0], True)
+            kernel(*head, work, 0, 1, scratch[0], True, self._posted, self._schedule)
             return
         try:
             helpers = self._start(threads - 1)
@@ -96,8 +105,9 @@ class BandHelpers:
             work[1] = 0  # bands done
             self._job = (ticket, kernel, head, scratch, helpers, work, n_bands)
             self._posted[0] = ticket  # the announcement: helpers poll this
-            kernel(*head, work, ticket, n_bands, scratch[0], True)
+            kernel(*head, work, ticket, n_bands, scratch[0], True, self._posted, self._schedule)
         finally:
+            self._posted[1] = self._ticket  # finished: a helper that notices it now skips it
             self._job = None  # no reference to the caller's arrays outlives the call
             self._owner.release()
         if self._blocked:
@@ -117,37 +127,57 @@ class BandHelpers:
         return min(wanted, len(self._threads))
 
     def _serve(self, index: int) -> None:
-        from fixres_edge.kernels.sync import poll
+        from fixres_edge.kernels import resample
 
+        poll = resample.poll.dispatcher
         _short_timer_slack()
-        policy = self.policy
         posted = self._posted
+        schedule = self._schedule
         seen = int(posted[0])
         while not self._stopping:
-            if not (poll(posted, seen, policy.fast_period_us, policy.fast_polls)
-                    or poll(posted, seen, policy.slow_period_us, policy.slow_polls)):
-                with self._state:
-                    self._blocked += 1
-                self._wake.wait()
-                with self._state:
-                    self._blocked -= 1
-                    if self._blocked == 0:
-                        self._wake.clear()
+            if not poll(posted, seen, schedule):
+                self._block()
+                schedule = self._schedule
                 continue
-            seen = int(posted[0])
-            job = self._job
-            if job is None or job[0] != seen or index > job[4]:
-                continue  # the job ended before this helper looked, or does not need it
-            ticket, kernel, head, scratch, _, work, n_bands = job
-            del job
-            kernel(*head, work, ticket, n_bands, scratch[index], False)
-            self.joined[index - 1] += 1
-            del head, scratch, work  # drop the caller's arrays before waiting again
+            # Jobs back to back: after its bands the kernel waits for the next running job
+            # itself, so this thread takes the GIL only while a caller is inside its kernel.
+            while True:
+                seen = int(posted[0])
+                job = self._job
+                if job is None or job[0] != seen or index > job[4]:
+                    # The job ended before this helper looked, or does not need it.
+                    schedule = self._schedule
+                    break
+                ticket, kernel, head, scratch, _, work, n_bands = job
+                del job
+                try:
+                    running = kernel(*head, work, ticket, n_bands, scratch[index], False, posted, self._after_job)
+                except Exception as error:  # pragma: no cover - a dispatch error before any band is taken
+                    # The caller writes every band nobody took, so its result is unaffected; keep
+                    # the error for diagnosis and stay available.
+                    self.last_error = error
+                    running = False
+                else:
+                    self.joined[index - 1] += 1
+                del head, scratch, work  # drop the caller's arrays before waiting again
+                if not running:
+                    schedule = self._slow_only  # the kernel spent the fast polls
+                    break
+
+    def _block(self) -> None:
+        """Sleep until a call sets the event (it does so after its own work, see ``run``)."""
+        with self._state:
+            self._blocked += 1
+        self._wake.wait()
+        with self._state:
+            self._blocked -= 1
+            if self._blocked == 0:
+                self._wake.clear()
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop the helpers (at exit: none may run compiled code while the interpreter tears down)."""
         self._stopping = True
-        self._posted[0] = -1
+        self._posted[:] = (-1, 0)
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout)

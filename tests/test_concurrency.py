@@ -115,10 +115,8 @@ def test_kernels_are_compiled_without_the_gil():
     pre = Preprocessor(size=4, threads=1)
     pre(np.zeros((6, 6, 3), np.uint8))
     pre(np.zeros((9, 6), np.uint8), input_format="NV12")
-    from fixres_edge.kernels import sync
-
     for build in (resample.resample_interleaved, resample.resample_yuv.serial, resample.resample_yuv.parallel,
-                  sync.poll):
+                  resample.poll):
         assert build.dispatcher.targetoptions.get("nogil") is True, build.__name__
 
 

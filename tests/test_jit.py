@@ -83,14 +83,12 @@ def test_serial_and_parallel_builds_have_distinct_cache_names():
 def test_every_kernel_releases_the_gil():
     from fixres_edge.kernels import resample
 
-    from fixres_edge.kernels import sync
-
     for name in ("resample_yuv", "resample_interleaved_hfirst"):
         pair = getattr(resample, name)
         assert pair.serial.dispatcher.targetoptions.get("nogil") is True
         assert pair.parallel.dispatcher.targetoptions.get("nogil") is True
     # Run by the caller and by band helpers; the helpers poll without the GIL.
-    for single in (resample.resample_interleaved, sync.poll):
+    for single in (resample.resample_interleaved, resample.poll):
         assert single.dispatcher.targetoptions.get("nogil") is True
 
 

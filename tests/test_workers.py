@@ -19,6 +19,9 @@ from fixres_edge.kernels import resample
 from fixres_edge.workers import BandHelpers, PollPolicy, band_count
 
 
+NO_POLLS = np.zeros(4, np.int64)  # a helper's wait schedule with no polls: return right after the bands
+
+
 def _photo(h: int = 375, w: int = 500, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     smooth = cv_like_blur(rng.integers(0, 256, (h, w, 3)).astype(np.float32))
@@ -82,12 +85,12 @@ def test_two_threads_racing_for_bands_write_every_band_once():
 
         def helper():
             start.wait()
-            launch.kernel(*args, work, ticket, n_bands, launch.scratch[1], False)
+            launch.kernel(*args, work, ticket, n_bands, launch.scratch[1], False, work, NO_POLLS)
 
         thread = threading.Thread(target=helper)
         thread.start()
         start.wait()
-        launch.kernel(*args, work, ticket, n_bands, launch.scratch[0], True)
+        launch.kernel(*args, work, ticket, n_bands, launch.scratch[0], True, work, NO_POLLS)
         thread.join()
         assert work[1] == n_bands
         np.testing.assert_array_equal(out, expected)
@@ -104,13 +107,13 @@ def test_a_helper_with_an_old_ticket_writes_nothing():
     # Job 7 ran to the end; job 8 is announced but not started.
     work[0] = 7 << 32
     work[1] = 0
-    launch.kernel(*args, work, 7, n_bands, launch.scratch[0], True)
+    launch.kernel(*args, work, 7, n_bands, launch.scratch[0], True, work, NO_POLLS)
     out[...] = -1.0
-    launch.kernel(*args, work, 7, n_bands, launch.scratch[1], False)  # late helper, job 7 finished
+    launch.kernel(*args, work, 7, n_bands, launch.scratch[1], False, work, NO_POLLS)  # late helper, job 7 finished
     assert (out == -1.0).all()
     work[0] = 8 << 32
     work[1] = 0
-    launch.kernel(*args, work, 7, n_bands, launch.scratch[1], False)  # late helper, job 8 announced
+    launch.kernel(*args, work, 7, n_bands, launch.scratch[1], False, work, NO_POLLS)  # late helper, job 8 announced
     assert (out == -1.0).all()
     assert work[0] == 8 << 32 and work[1] == 0
 
