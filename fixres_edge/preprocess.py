@@ -217,8 +217,10 @@ class Preprocessor:
     dtype : {"float32", "uint8", "float16"}, default "float32"
         "uint8" returns the resized RGB pixels without normalization (for quantized models).
     threads : int or None
-        Threads for one call (parallel over output rows). None uses Numba's default. Global thread
-        settings are restored after each call.
+        Threads for one call (parallel over bands of output rows). None uses Numba's default.
+        Interleaved inputs share the rows with band helper threads that never delay the call
+        (``fixres_edge.workers``); YUV inputs and the Pillow-order kernel use Numba's OpenMP
+        threads. Global thread settings are left as they were.
     crop : {"center", "smart"}, default "center"
         "smart" shifts the crop window along the long axis toward the region with the most edges.
 

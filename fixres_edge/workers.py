@@ -7,7 +7,7 @@ time is about 100 us, so two threads were slower than one. Here:
 
 * the caller announces a job with a plain store and starts on its own rows at once;
 * helpers notice it by polling between short sleeps (``kernels.resample.poll``, without the GIL):
-  about every 30 us for a few milliseconds after their last job, then every millisecond for about
+  about every 30 us for about 2 ms after their last job, then every millisecond for about
   a second, then they block on an event that the next call sets after its own work (that call
   runs alone);
 * rows are taken in bands from a ticketed counter (``kernels.resample._claim_band``): a late
@@ -38,16 +38,17 @@ BAND_ROWS = 16
 class PollPolicy:
     """How helpers wait for the next job.
 
-    One poll costs about 25-30 us of wall time at ``fast_period_us=5`` on the test VM (the sleep's
-    own overhead dominates), so the fast phase lasts about 3 ms: longer than the gaps between
-    calls of a benchmark loop or a burst of frames, shorter than a model's inference, so helpers
-    are back to slow polls while ONNX Runtime uses the cores. The slow phase (about one wake-up
-    per millisecond) keeps a 30 fps stream from ever blocking; after it, an idle helper costs
-    nothing.
+    One poll costs about 30 us of wall time at ``fast_period_us=5`` on the test VM (the sleep's
+    own overhead dominates), so the fast phase lasts about 2 ms: longer than the gaps between
+    calls in a burst (a batch, a benchmark loop), shorter than a model's inference. It is not
+    free for the other core: a thread that polls this often measured 20-35 % slower one-thread
+    calls on the other vCPU of the test VM, so the phase is kept short. The slow phase (about one
+    wake-up per millisecond) spares a steady stream the wake-up system call; after it, an idle
+    helper costs nothing.
     """
 
     fast_period_us: int = 5
-    fast_polls: int = 100
+    fast_polls: int = 60
     slow_period_us: int = 1000
     slow_polls: int = 1000
 

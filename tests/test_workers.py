@@ -67,6 +67,7 @@ def test_helpers_with_other_formats_and_outputs(kw):
         np.testing.assert_array_equal(pre(image), one)
 
 
+@pytest.mark.aarch64
 def test_two_threads_racing_for_bands_write_every_band_once():
     """The caller and a 'helper' start together on one job; whatever the split, all bands are done."""
     image = _photo(1500, 2000, seed=1)
@@ -96,6 +97,7 @@ def test_two_threads_racing_for_bands_write_every_band_once():
         np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.aarch64
 def test_a_helper_with_an_old_ticket_writes_nothing():
     image = _photo()
     pre = Preprocessor(threads=2)
@@ -118,6 +120,7 @@ def test_a_helper_with_an_old_ticket_writes_nothing():
     assert work[0] == 8 << 32 and work[1] == 0
 
 
+@pytest.mark.aarch64
 def test_claim_band_takes_each_band_once_then_nothing():
     work = np.array([5 << 32, 0], np.int64)
     claim = resample._claim_band
