@@ -550,7 +550,11 @@ class _Launch:
 
     def run(self, flat: np.ndarray, out: np.ndarray) -> None:
         target = out if self.staging is None else self.staging
-        planar = target if self.direct else _NO_PLANAR
+        self._execute(flat, target, target if self.direct else _NO_PLANAR)
+        if self.staging is not None:
+            np.copyto(out, self.staging, casting="same_kind")
+
+    def _execute(self, flat: np.ndarray, target: np.ndarray, planar: np.ndarray) -> None:
         if self.chunks == 1:
             self.kernel(flat, *self.before, target, planar, *self.after)
         else:
@@ -558,37 +562,31 @@ class _Launch:
 
             with PARALLEL_LAUNCH_LOCK, thread_count(self.chunks):
                 self.kernel(flat, *self.before, target, planar, *self.after)
-        if self.staging is not None:
-            np.copyto(out, self.staging, casting="same_kind")
 
 
 class _BandedLaunch(_Launch):
     """``_Launch`` for the interleaved kernel: several threads share the call through
     ``fixres_edge.workers`` (helpers that take bands of rows) instead of an OpenMP region."""
 
-    __slots__ = ("scratch", "work", "n_bands", "alone")
+    __slots__ = ("scratch", "work", "n_bands")
 
     def __init__(self, kernel, threads: int, before: tuple, direct: bool, staging, scratch: np.ndarray,
                  work: np.ndarray, n_bands: int):
-        super().__init__(kernel, threads, before, (), direct, staging)
+        # ``after``: the arguments after the output when the caller runs every row itself.
+        super().__init__(kernel, threads, before, (direct, work, 0, 1, scratch[0], True, work, _NO_POLLS), direct,
+                         staging)
         self.scratch = scratch
         self.work = work
         self.n_bands = n_bands
-        # The arguments after the output when the caller runs every row itself.
-        self.alone = (direct, work, 0, 1, scratch[0], True, work, _NO_POLLS)
 
-    def run(self, flat: np.ndarray, out: np.ndarray) -> None:
-        target = out if self.staging is None else self.staging
-        planar = target if self.direct else _NO_PLANAR
+    def _execute(self, flat: np.ndarray, target: np.ndarray, planar: np.ndarray) -> None:
         if self.chunks == 1:
-            self.kernel(flat, *self.before, target, planar, *self.alone)
+            self.kernel(flat, *self.before, target, planar, *self.after)
         else:
             from fixres_edge.workers import band_helpers
 
             band_helpers().run(self.kernel, (flat, *self.before, target, planar, self.direct), self.scratch,
                                self.chunks, self.work, self.n_bands)
-        if self.staging is not None:
-            np.copyto(out, self.staging, casting="same_kind")
 
 
 _CHANNEL_MAPS = {fmt: np.asarray(order, np.int64) for fmt, (_, order) in INTERLEAVED_FORMATS.items()}
