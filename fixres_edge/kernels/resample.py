@@ -59,19 +59,20 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
     kernel, without the GIL.
     """
     out_h = y_start.shape[0]
-    if n_bands == 1:
-        _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
-                          x_start, x_weights, x_lo, x_hi, channel_map, scale, bias, quantize, clamp,
-                          channels_last, out, planar, direct, scratch_row, 0, out_h)
-        return False
-    while True:
-        band = _claim_band(work, ticket, n_bands)
-        if band < 0:
-            break
+    alone = n_bands == 1
+    band = 0
+    # One call site for the band (it is inlined, and a second copy doubled the cold compile).
+    while alone or band >= 0:
+        if not alone:
+            band = _claim_band(work, ticket, n_bands)
+            if band < 0:
+                break
         _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
                           x_start, x_weights, x_lo, x_hi, channel_map, scale, bias, quantize, clamp,
                           channels_last, out, planar, direct, scratch_row, band * out_h // n_bands,
                           (band + 1) * out_h // n_bands)
+        if alone:
+            return False
         _atomic_add(work, 1, 1)  # release: the band's rows are written before it counts as done
     if wait_for_helpers:
         # At most one band per helper is still being written: a short spin, no sleep.
