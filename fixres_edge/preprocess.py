@@ -492,18 +492,16 @@ class Preprocessor:
         """``prepare_launch`` for the interleaved kernel, whose threads are ``fixres_edge.workers`` helpers."""
         from fixres_edge.kernels import resample
 
-        launch = self.prepare_launch(None, source_args, scratch_floats, out_h, out_w)
-        threads = launch.chunks
+        chunks, before, direct, scratch, staging = self._launch_parts(source_args, scratch_floats, out_h, out_w)
         n_bands = 1
-        if threads > 1 and not jit_disabled():
+        if chunks > 1 and not jit_disabled():
             from fixres_edge.workers import band_count
 
             n_bands = band_count(out_h)
         # The threads' shared band counter (ticket, next band; bands done), one per calling thread.
         work = self.workspace("band_work", (1, 2), np.int64)[0]
-        direct, scratch, _ = launch.after
-        return _BandedLaunch(resample.resample_interleaved.dispatcher, threads if n_bands > 1 else 1,
-                             launch.before, direct, launch.staging, scratch, work, n_bands)
+        return _BandedLaunch(resample.resample_interleaved.dispatcher, chunks if n_bands > 1 else 1,
+                             before, direct, staging, scratch, work, n_bands)
 
     def prepare_launch(self, pair, source_args: tuple, scratch_floats: int, out_h: int, out_w: int) -> "_Launch":
         """Bind a kernel pair (serial or parallel) to everything but the source bytes and the output item.
@@ -512,6 +510,14 @@ class Preprocessor:
         ``scratch_floats`` is the float32 work memory each chunk (thread) needs: blended source
         rows, then planar output rows.
         """
+        chunks, before, direct, scratch, staging = self._launch_parts(source_args, scratch_floats, out_h, out_w)
+        after = (direct, scratch, chunks)
+        if chunks == 1:
+            return _Launch(pair.serial.dispatcher, 1, before, after, direct, staging)
+        return _Launch(pair.parallel, chunks, before, after, direct, staging)
+
+    def _launch_parts(self, source_args: tuple, scratch_floats: int, out_h: int, out_w: int) -> tuple:
+        """What every launch binds: ``(chunks, arguments before the output, direct, scratch, staging)``."""
         chunks = self.chunks_for(out_h)
         scratch = self.workspace("rows", (chunks, scratch_floats), np.float32)
         staging = None
@@ -524,11 +530,7 @@ class Preprocessor:
         direct = self.config.layout == "NCHW" and self._out_dtype == np.float32
         before = (*source_args, self._scale, self._bias, self._out_dtype == np.uint8, self._clamp,
                   self.config.layout == "NHWC")
-        if pair is None:  # the caller picks the kernel (``_prepare_banded``)
-            return _Launch(None, chunks, before, (direct, scratch, chunks), direct, staging)
-        if chunks == 1:
-            return _Launch(pair.serial.dispatcher, 1, before, (direct, scratch, chunks), direct, staging)
-        return _Launch(pair.parallel, chunks, before, (direct, scratch, chunks), direct, staging)
+        return chunks, before, direct, scratch, staging
 
 
 class _Launch:
@@ -558,10 +560,13 @@ class _Launch:
         if self.chunks == 1:
             self.kernel(flat, *self.before, target, planar, *self.after)
         else:
-            from fixres_edge._jit import PARALLEL_LAUNCH_LOCK, thread_count
+            self._execute_threaded(flat, target, planar)
 
-            with PARALLEL_LAUNCH_LOCK, thread_count(self.chunks):
-                self.kernel(flat, *self.before, target, planar, *self.after)
+    def _execute_threaded(self, flat: np.ndarray, target: np.ndarray, planar: np.ndarray) -> None:
+        from fixres_edge._jit import PARALLEL_LAUNCH_LOCK, thread_count
+
+        with PARALLEL_LAUNCH_LOCK, thread_count(self.chunks):
+            self.kernel(flat, *self.before, target, planar, *self.after)
 
 
 class _BandedLaunch(_Launch):
@@ -579,14 +584,11 @@ class _BandedLaunch(_Launch):
         self.work = work
         self.n_bands = n_bands
 
-    def _execute(self, flat: np.ndarray, target: np.ndarray, planar: np.ndarray) -> None:
-        if self.chunks == 1:
-            self.kernel(flat, *self.before, target, planar, *self.after)
-        else:
-            from fixres_edge.workers import band_helpers
+    def _execute_threaded(self, flat: np.ndarray, target: np.ndarray, planar: np.ndarray) -> None:
+        from fixres_edge.workers import band_helpers
 
-            band_helpers().run(self.kernel, (flat, *self.before, target, planar, self.direct), self.scratch,
-                               self.chunks, self.work, self.n_bands)
+        band_helpers().run(self.kernel, (flat, *self.before, target, planar, self.direct), self.scratch,
+                           self.chunks, self.work, self.n_bands)
 
 
 _CHANNEL_MAPS = {fmt: np.asarray(order, np.int64) for fmt, (_, order) in INTERLEAVED_FORMATS.items()}

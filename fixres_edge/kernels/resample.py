@@ -60,13 +60,9 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
     """
     out_h = y_start.shape[0]
     alone = n_bands == 1
-    band = 0
+    band = 0 if alone else _claim_band(work, ticket, n_bands)
     # One call site for the band (it is inlined, and a second copy doubled the cold compile).
-    while alone or band >= 0:
-        if not alone:
-            band = _claim_band(work, ticket, n_bands)
-            if band < 0:
-                break
+    while band >= 0:
         _interleaved_band(flat, base, row_stride, pixel_stride, channel_stride, channels, y_start, y_weights,
                           x_start, x_weights, x_lo, x_hi, channel_map, scale, bias, quantize, clamp,
                           channels_last, out, planar, direct, scratch_row, band * out_h // n_bands,
@@ -74,6 +70,7 @@ def _resample_interleaved(flat, base, row_stride, pixel_stride, channel_stride, 
         if alone:
             return False
         _atomic_add(work, 1, 1)  # release: the band's rows are written before it counts as done
+        band = _claim_band(work, ticket, n_bands)
     if wait_for_helpers:
         # At most one band per helper is still being written: a short spin, no sleep.
         while _atomic_load(work, 1) < n_bands:
@@ -205,6 +202,8 @@ def _bgr_row_pairs(row, row_next, flat, base, row_stride, x_lo, span, y_start, y
     y = y_begin
     while y + 1 < y_end:
         for k in range(2):
+            # _blend_rows(target, ..., 0, taps_y, True) with the loops written out: calling it
+            # here measured 2-3 % slower on 3-tap photos (77.5 vs 75 us per kernel call).
             target = row if k == 0 else row_next
             offset = base + y_start[y + k] * row_stride + x_lo * 3
             weights = y_weights[y + k]
