@@ -1,127 +1,58 @@
-"""The one place that decides how kernels are compiled.
+"""The one place that decides how kernels are compiled, cached and found.
 
-Every Numba option of the project lives here: kernels are declared with :func:`kernel`, which
-returns a :class:`KernelPair` (a serial and a ``parallel=True`` build of the same source), or with
-:func:`serial_kernel` (one build; the interleaved kernel gets its threads from
-``fixres_edge.workers`` instead of OpenMP).
+Kernels are declared with :func:`entry` (a C-callable kernel entry that takes one pointer to its
+launch record, ``fixres_edge.kernels.launch``) and :func:`helper` (functions the entries call).
+:func:`kernel` returns a callable for a kernel by name, from the first of:
 
-Why each choice:
+1. plain Python, when ``NUMBA_DISABLE_JIT=1`` (tests use it);
+2. the ahead-of-time module built by ``fixres-edge warmup`` (``fixres_edge._aot``): the same
+   kernel source compiled for this CPU into a shared library, loaded with ctypes: neither numba
+   nor llvmlite is imported;
+3. Numba's JIT (the development path and the fallback), cached per user.
+
+Either way the entry is called through ctypes, which releases the GIL; kernels run on the
+calling thread, so one ``Preprocessor`` can serve many threads.
+
+Why each option (``JIT_OPTIONS``, plus what each entry adds next to its declaration):
 
 * ``cache=True``: a cold compile costs seconds per kernel; a warm cache loads in milliseconds.
-  A cache is only valid on the CPU model that wrote it, so edge devices warm up on the device
-  (``fixres-edge warmup``).
-* ``nogil=True``: callers may run one ``Preprocessor`` from several Python threads.
+  The cache lives in the per-user cache directory, never in the installed package (pip leaves
+  such files behind, and a stale ``kernels/__pycache__`` shadowed an editable install), in a
+  folder named after the kernel sources' digest: Numba itself only notices edits to a kernel's
+  own file, not to the helpers and records it uses from other files. An explicit
+  ``NUMBA_CACHE_DIR`` is honoured as it is.
 * ``boundscheck=False`` and ``error_model="numpy"``: no exception paths in the inner loops, which
-  lets LLVM vectorize them. Kernels only index with ranges the planner proved valid.
-* ``fastmath`` limited to contraction (FMA): same results in serial and parallel builds, no
-  reassociation that would make outputs depend on the thread split.
-* Lazy dispatchers (no signatures): nothing compiles at import; :func:`fixres_edge.warmup`
-  compiles every signature explicitly.
-* Read-only installs (numba#4908): when the package directory is not writable and
-  ``NUMBA_CACHE_DIR`` is unset, the cache goes to the user cache directory instead.
-* A short OpenMP spin (``GOMP_SPINCOUNT``, for the kernels that still use ``prange``) unless the
-  user set a wait policy: long-spinning OpenMP workers fight ONNX Runtime's threads
-  (onnxruntime#3099); set when numba is first configured, never at ``import fixres_edge``.
+  lets LLVM vectorize them. Kernels only index with ranges the planner proved valid
+  (``launch.pack`` checks the arrays against them).
+* ``fastmath`` limited to contraction (FMA), per entry: no reassociation, so results do not
+  depend on how LLVM schedules a loop.
+* Lazy: nothing compiles (or imports numba) at import; :func:`fixres_edge.warmup` compiles.
 """
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import os
 import sys
-import tempfile
 import threading
-import types
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
-# Spins (a few tens of microseconds) an idle OpenMP worker waits before sleeping; see configure_numba.
-GOMP_SPINCOUNT = "30000"
-
 JIT_OPTIONS: dict[str, Any] = {
     "cache": True,
-    "nogil": True,
     "boundscheck": False,
     "error_model": "numpy",
-    "fastmath": {"contract"},
 }
 
-
-def _writable(directory: Path) -> bool:
-    """True when files can be created in ``directory`` (creating it if needed)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory):
-            pass
-        return True
-    except OSError:
-        return False
-
-
-def user_cache_dir() -> Path:
-    """The per-user cache directory for compiled kernels (XDG on Linux, ~/Library/Caches on macOS)."""
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    elif os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "fixres_edge" / "numba"
-
-
-def choose_cache_dir() -> Path | None:
-    """Where Numba should cache, or None to keep Numba's own choice (next to the sources).
-
-    An explicit ``NUMBA_CACHE_DIR`` always wins. Otherwise the in-tree ``__pycache__`` is used when
-    the package directory is writable; if not, the user cache directory, and failing that a
-    directory under the system temp dir, so that ``cache=True`` never turns into an error.
-    """
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return None
-    if _writable(_PACKAGE_DIR / "kernels" / "__pycache__"):
-        return None
-    for candidate in (user_cache_dir(), Path(tempfile.gettempdir()) / f"fixres_edge-numba-{os.getuid() if hasattr(os, 'getuid') else 'user'}"):
-        if _writable(candidate):
-            return candidate
-    return None
-
-
-_configured = False
-_configure_lock = threading.Lock()
-
-
-def configure_numba():
-    """Import numba with the cache directory set up; returns the ``numba`` module.
-
-    Called lazily by the kernel dispatchers, never at ``import fixres_edge``.
-    """
-    global _configured
-    if _configured:
-        import numba
-
-        return numba
-    with _configure_lock:
-        cache_dir = choose_cache_dir()
-        if cache_dir is not None:
-            # Before numba reads its config (first import) the environment is enough; if the
-            # application imported numba already, its live config is updated too.
-            os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir))
-        # GNU OpenMP workers spin for a long while (300000 spins) after each parallel kernel and
-        # take the cores ONNX Runtime's own workers need: with 2 threads a predict measured
-        # 12.8 ms instead of 4.8 ms. Fully passive workers cost a wake-up per launch (2-thread
-        # preprocess 225 us instead of 109 us). A short spin keeps back-to-back launches hot and
-        # lets the workers sleep before inference starts. Only when the user has not chosen, and
-        # before Numba's OpenMP layer is loaded.
-        if "OMP_WAIT_POLICY" not in os.environ:
-            os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
-        import numba
-        import numba.core.config
-
-        if cache_dir is not None and not numba.core.config.CACHE_DIR:
-            numba.core.config.CACHE_DIR = str(cache_dir)
-        _configured = True
-        return numba
+# Kernel name -> module under fixres_edge.kernels that declares it.
+KERNELS = {
+    "interleaved": "resample",
+    "pillow_order": "resample",
+    "yuv": "resample",
+    "probabilities_top_k": "postprocess",
+}
 
 
 def jit_disabled() -> bool:
@@ -129,79 +60,84 @@ def jit_disabled() -> bool:
     return os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
-def _renamed_copy(fn: Callable, suffix: str) -> Callable:
-    """A copy of ``fn`` under another name.
+# ---------------------------------------------------------------------- where things live
+def user_cache_dir() -> Path:
+    """The per-user cache directory of fixres_edge (XDG on Linux, ~/Library/Caches on macOS).
 
-    Numba names cache files after the function's qualified name and does not include compile
-    flags in the cache index, so the serial and parallel builds of one source must carry
-    different names or they would load each other's machine code.
+    ``FIXRES_EDGE_CACHE_DIR`` overrides it (e.g. a writable folder on a read-only system).
     """
-    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
-    copy.__qualname__ = fn.__qualname__ + suffix
-    copy.__module__ = fn.__module__
-    copy.__doc__ = fn.__doc__
-    copy.__kwdefaults__ = fn.__kwdefaults__
-    return copy
+    explicit = os.environ.get("FIXRES_EDGE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "fixres_edge"
 
 
-class _LazyDispatcher:
-    """Wraps a Python function; builds the Numba dispatcher on first use (not at import)."""
-
-    def __init__(self, fn: Callable, parallel: bool):
-        self._fn = fn
-        self._parallel = parallel
-        self._dispatcher = None
-        self._lock = threading.Lock()
-        self.__name__ = fn.__name__
-        self.__doc__ = fn.__doc__
-
-    @property
-    def dispatcher(self):
-        if self._dispatcher is None:
-            with self._lock:
-                if self._dispatcher is None:
-                    numba = configure_numba()
-                    self._dispatcher = numba.njit(parallel=self._parallel, **JIT_OPTIONS)(self._fn)
-        return self._dispatcher
-
-    def __call__(self, *args):
-        return self.dispatcher(*args)
-
-    @property
-    def signatures(self):
-        return [] if self._dispatcher is None else list(self._dispatcher.signatures)
+def kernel_sources() -> list[Path]:
+    """The files whose text makes the compiled kernels: the kernels package and this module."""
+    return sorted((_PACKAGE_DIR / "kernels").glob("*.py")) + [Path(__file__).resolve()]
 
 
-@dataclass(frozen=True)
-class KernelPair:
-    """Serial and parallel builds of one kernel source.
+_digest: str | None = None
 
-    The parallel build splits its work over ``prange``; callers pass the number of chunks (never
-    read inside the kernel with ``get_num_threads``, which would make it uncacheable).
+
+def kernel_source_digest() -> str:
+    """SHA-256 of the kernel sources (names and bytes): what a compiled kernel was built from."""
+    global _digest
+    if _digest is None:
+        h = hashlib.sha256()
+        for path in kernel_sources():
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        _digest = h.hexdigest()
+    return _digest
+
+
+def jit_cache_dir() -> Path:
+    """Where Numba caches the kernels: ``NUMBA_CACHE_DIR`` if set, else the user cache directory."""
+    explicit = os.environ.get("NUMBA_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return user_cache_dir() / "jit" / kernel_source_digest()[:16]
+
+
+_configured = False
+_configure_lock = threading.Lock()
+
+
+def configure_numba():
+    """Import numba with the kernel cache directory set up; returns the ``numba`` module.
+
+    Called on the first JIT compilation, never at ``import fixres_edge``. Numba has one cache
+    directory per process: when the application did not choose one, this sets it.
     """
+    global _configured
+    with _configure_lock:
+        if not _configured:
+            cache_dir = str(jit_cache_dir())
+            # Before numba reads its config (first import) the environment is enough; if the
+            # application imported numba already, its live config is updated too.
+            os.environ.setdefault("NUMBA_CACHE_DIR", cache_dir)
+            import numba.core.config
 
-    serial: _LazyDispatcher
-    parallel: _LazyDispatcher
+            if not numba.core.config.CACHE_DIR:
+                numba.core.config.CACHE_DIR = cache_dir
+            _configured = True
+    import numba
+
+    return numba
 
 
-def kernel(fn: Callable) -> KernelPair:
-    """Declare ``fn`` as a kernel: returns its serial and parallel builds (compiled lazily)."""
-    return KernelPair(
-        serial=_LazyDispatcher(fn, parallel=False),
-        parallel=_LazyDispatcher(_renamed_copy(fn, "_parallel"), parallel=True),
-    )
-
-
-def serial_kernel(fn: Callable) -> _LazyDispatcher:
-    """Declare a kernel that only ever runs on one thread (compiled lazily, cached, GIL released)."""
-    return _LazyDispatcher(fn, parallel=False)
-
-
+# ---------------------------------------------------------------------- declaring kernels
 def helper(fn: Callable, inline: bool = True) -> Callable:
-    """Declare a helper called from kernels (``njit`` with the same options; inlined by default).
+    """Declare a function the entries call (``njit``, inlined by default; plain Python without JIT).
 
-    Helpers must live in the same file as the kernels that call them: the cache only notices
-    edits to the kernel's own file.
+    Helpers live in the same file as the entries that call them, so that Numba's own cache
+    check sees their edits too.
     """
     if jit_disabled():
         return fn
@@ -209,41 +145,116 @@ def helper(fn: Callable, inline: bool = True) -> Callable:
     return numba.njit(inline="always" if inline else "never", **JIT_OPTIONS)(fn)
 
 
-# One parallel kernel runs at a time in the process: Numba's default "workqueue" threading layer
-# is not safe for concurrent parallel launches from several Python threads. Serial kernels never
-# take this lock.
-PARALLEL_LAUNCH_LOCK = threading.Lock()
+class Entry:
+    """A kernel entry: ``void fn(LaunchRecord *)``, compiled on first use (never at import)."""
 
+    def __init__(self, fn: Callable, launch_class: type, options: dict[str, Any]):
+        self.python = fn
+        self.launch_class = launch_class
+        self.options = {**JIT_OPTIONS, **options}
+        self.name = fn.__name__.lstrip("_")
+        self._cfunc = None
+        self._lock = threading.Lock()
 
-class thread_count:
-    """Context manager: run Numba's parallel kernels on ``n`` threads inside the block.
-
-    Numba's thread count is thread-local, and it is restored in ``finally`` so global settings are
-    left as they were.
-    """
-
-    def __init__(self, n: int):
-        self._n = n
-        self._previous: int | None = None
-
-    def __enter__(self):
+    def signature(self):
+        """The Numba signature ``void(CPointer(record))`` of this entry."""
         numba = configure_numba()
-        wanted = min(self._n, numba.config.NUMBA_NUM_THREADS)
-        current = numba.get_num_threads()
-        # Only when it changes: set_num_threads costs ~10 us on a cold call (measured after 2 ms of
-        # other work), a fifth of a whole 2-thread preprocess.
-        if current != wanted:
-            self._previous = current
-            numba.set_num_threads(wanted)
-        return self
+        from fixres_edge.kernels.launch import record_dtype
 
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            configure_numba().set_num_threads(self._previous)
-            self._previous = None
-        return False
+        record = numba.from_dtype(record_dtype(self.launch_class))
+        return numba.types.void(numba.types.CPointer(record))
+
+    def compile(self, cache: bool = True):
+        """The ``numba.cfunc`` of this entry (cached compile, or a fresh one whose LLVM IR can be read)."""
+        numba = configure_numba()
+        return numba.cfunc(self.signature(), **{**self.options, "cache": cache})(self.python)
+
+    def cfunc(self):
+        if self._cfunc is None:
+            with self._lock:
+                if self._cfunc is None:
+                    self._cfunc = self.compile()
+        return self._cfunc
 
 
-def max_threads() -> int:
-    """The most threads a parallel kernel may use (Numba's ``NUMBA_NUM_THREADS``)."""
-    return configure_numba().config.NUMBA_NUM_THREADS
+def entry(fn: Callable, launch_class: type, **options) -> Entry:
+    """Declare ``fn(address)`` as a kernel entry taking a ``launch_class`` record; ``options``
+    are its Numba options on top of :data:`JIT_OPTIONS`."""
+    return Entry(fn, launch_class, options)
+
+
+def entries() -> dict[str, Entry]:
+    """Every kernel entry by name (imports the kernel modules, hence numba)."""
+    import importlib
+
+    found = {}
+    for name, module in KERNELS.items():
+        found[name] = getattr(importlib.import_module(f"fixres_edge.kernels.{module}"), name)
+    return found
+
+
+# ---------------------------------------------------------------------- finding kernels
+_ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_kernels: dict[str, Callable] = {}
+_backend: str | None = None
+_kernels_lock = threading.Lock()
+
+
+def _python_kernel(name: str) -> Callable:
+    import numpy as np
+
+    fn = entries()[name].python
+    return lambda packed: fn(packed.record.view(np.recarray))
+
+
+def _native_kernel(function) -> Callable:
+    return lambda packed: function(packed.address)
+
+
+def kernel(name: str) -> Callable:
+    """The kernel ``name`` as ``call(packed_launch)``: Python, ahead-of-time, or JIT (see the module doc)."""
+    found = _kernels.get(name)
+    if found is not None:
+        return found
+    global _backend
+    with _kernels_lock:
+        if name not in _kernels:
+            if jit_disabled():
+                _kernels[name], _backend = _python_kernel(name), "python (NUMBA_DISABLE_JIT)"
+            else:
+                from fixres_edge import _aot
+
+                module = _aot.load()
+                if module is not None and name in module.functions:
+                    _kernels[name], _backend = _native_kernel(module.functions[name]), f"aot ({module.path})"
+                else:
+                    compiled = entries()[name].cfunc()
+                    _kernels[name], _backend = _native_kernel(_ENTRY_TYPE(compiled.address)), "jit"
+        return _kernels[name]
+
+
+def kernel_backend() -> str:
+    """Which kernels this process runs: ``"aot (<library>)"``, ``"jit"`` or ``"python (...)"``.
+
+    Decided by the first kernel call (it loads the ahead-of-time module or the JIT); before that,
+    what the first call will use.
+    """
+    if _backend is not None:
+        return _backend
+    if jit_disabled():
+        return "python (NUMBA_DISABLE_JIT)"
+    from fixres_edge import _aot
+
+    module = _aot.load()
+    return f"aot ({module.path})" if module is not None else "jit"
+
+
+def reset_kernels() -> None:
+    """Forget the kernels found so far (after building or removing the ahead-of-time module)."""
+    global _backend
+    with _kernels_lock:
+        _kernels.clear()
+        _backend = None
+    from fixres_edge import _aot
+
+    _aot.forget()

@@ -6,6 +6,7 @@ happens here in Python and is cached per input shape; the kernels only loop.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -15,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from fixres_edge import geometry
-from fixres_edge._jit import jit_disabled
+from fixres_edge.kernels import launch
 from fixres_edge.tables import INTERPOLATIONS, AxisTable, axis_table
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -216,11 +217,11 @@ class Preprocessor:
     layout : {"NCHW", "NHWC"}, default "NCHW"
     dtype : {"float32", "uint8", "float16"}, default "float32"
         "uint8" returns the resized RGB pixels without normalization (for quantized models).
-    threads : int or None
-        Threads for one call (parallel over bands of output rows). None uses Numba's default.
-        Interleaved inputs share the rows with band helper threads that never delay the call
-        (``fixres_edge.workers``); YUV inputs and the Pillow-order kernel use Numba's OpenMP
-        threads. Global thread settings are left as they were.
+    threads : int or None, default None
+        Threads for :meth:`batch`: the images of a batch are shared among up to ``threads``
+        threads (the calling one included). One image always runs on the calling thread (the
+        kernels release the GIL, so applications may call one Preprocessor from many threads).
+        None or 1: the calling thread only.
     crop : {"center", "smart"}, default "center"
         "smart" shifts the crop window along the long axis toward the region with the most edges.
 
@@ -320,26 +321,20 @@ class Preprocessor:
                 plans.popitem(last=False)
         return made
 
-    def workspace(self, name: str, shape: tuple[int, int], dtype) -> np.ndarray:
-        """A per-thread 2-D work buffer of at least ``shape``, grown on demand and then reused.
+    def workspace(self, name: str, size: int, dtype) -> np.ndarray:
+        """A per-thread 1-D work buffer of ``size`` elements, grown on demand and then reused.
 
         Kernels get their scratch memory from here so that steady-state calls allocate nothing;
         one buffer per calling thread keeps concurrent calls independent.
         """
         buffers = self._local.__dict__.setdefault("workspace", {})
         buf = buffers.get(name)
-        if buf is None or buf.shape[0] < shape[0] or buf.shape[1] < shape[1]:
-            rows = max(shape[0], 0 if buf is None else buf.shape[0])
-            cols = max(shape[1], 0 if buf is None else buf.shape[1])
-            buf = np.zeros((rows, cols), dtype)
+        if buf is None or buf.shape[0] < size:
+            buf = np.zeros(max(size, 0 if buf is None else buf.shape[0]), dtype)
             buffers[name] = buf
-            # Prepared launches hold the old buffers: prepare them again.
+            # Prepared launches point into the old buffers: prepare them again.
             self._launches().clear()
-        return buf
-
-    def chunks_for(self, out_h: int) -> int:
-        """Row bands (= threads) a call with ``out_h`` output rows runs on."""
-        return _chunk_count(self.config.threads, out_h)
+        return buf[:size]
 
     def _check_out(self, out, n: int) -> np.ndarray:
         shape = (n, *self._item_shape)  # n comes from this class: no need for out_shape's check
@@ -396,8 +391,25 @@ class Preprocessor:
         if not isinstance(images, Sequence) or isinstance(images, (str, bytes)):
             raise TypeError(f"images must be a list of arrays, got {type(images).__name__}")
         out = self._check_out(out, len(images))
-        for i, image in enumerate(images):
-            self._run(image, out[i], input_format)
+        threads = min(self.config.threads or 1, len(images))
+        if threads <= 1:
+            for i, image in enumerate(images):
+                self._run(image, out[i], input_format)
+            return out
+        # Across images: each thread takes a contiguous share of the batch (kernels release the
+        # GIL, and each thread has its own scratch memory); the calling thread takes the first.
+        bounds = [len(images) * t // threads for t in range(threads + 1)]
+
+        def share(t: int) -> None:
+            for i in range(bounds[t], bounds[t + 1]):
+                self._run(images[i], out[i], input_format)
+
+        futures = [_batch_pool().submit(share, t) for t in range(1, threads)]
+        try:
+            share(0)
+        finally:
+            for future in futures:
+                future.result()
         return out
 
     def load(self, source, out: np.ndarray | None = None) -> np.ndarray:
@@ -431,9 +443,8 @@ class Preprocessor:
         if type(image) is np.ndarray and self.config.crop == "center" and image.flags.c_contiguous:
             # The common case (a decoded frame, a contiguous array): everything but the pixels is a
             # function of (format, shape, dtype, threads), so the validated launch is reused and a
-            # call costs a dict lookup instead of ~15 us of validation and planning.
-            chunks = self.chunks_for(self.config.size[0])
-            key = (fmt, image.shape, image.dtype, chunks)
+            # call costs a dict lookup instead of validation and planning.
+            key = (fmt, image.shape, image.dtype)
             launches = self._launches()
             flat = None
             launch = launches.get(key)
@@ -467,143 +478,80 @@ class Preprocessor:
         """Validate ``image`` and prepare the kernel launch for its geometry: ``(flat bytes, launch)``."""
         flat, base, row_stride, pixel_stride, channel_stride, channels, h, w = _as_source(image, fmt)
         plan = self.plan(h, w, shift)
-        source = (base, row_stride, pixel_stride, channel_stride, channels,
-                  plan.y.start, plan.y.weights, plan.x.start, plan.x.weights, plan.x.lo, plan.x.hi,
-                  _CHANNEL_MAPS[fmt])
         g = plan.geometry
-        from fixres_edge.kernels import resample
-
-        span = (plan.x.hi - plan.x.lo) * channels
+        c0, c1, c2 = INTERLEAVED_FORMATS[fmt][1]
+        scratch = self.workspace("rows", launch.interleaved_scratch_floats(plan.x.hi - plan.x.lo, channels, g.out_w),
+                                 np.float32)
+        fields = dict(self.output_fields(g.out_h, g.out_w), base=base, row_stride=row_stride,
+                      pixel_stride=pixel_stride, channel_stride=channel_stride, channels=channels, c0=c0, c1=c1,
+                      c2=c2, taps_y=plan.y.taps, taps_x=plan.x.taps, x_lo=plan.x.lo, x_hi=plan.x.hi,
+                      y_start=plan.y.start, y_weights=plan.y.weights, x_start=plan.x.start,
+                      x_weights=plan.x.weights, scratch=scratch, scratch_len=scratch.shape[0])
         if self._pillow_order:
-            # Pillow's horizontal-first order with an 8-bit intermediate (see the kernel).
-            chunks = self.chunks_for(g.out_h)
-            ring_rows = self.workspace("ring_rows", (chunks, plan.y.taps * 3 * g.out_w), np.float32)
-            # The ring has exactly one slot per vertical tap (a bigger cached buffer is sliced).
-            ring_row_ids = self.workspace(f"ring_row_ids{plan.y.taps}", (chunks, plan.y.taps), np.int64)[:chunks]
-            # Same arguments, but exact fixed-point horizontal weights and the ring of rows.
-            source = source[:8] + (plan.x.fixed_weights,) + source[9:] + (ring_rows, ring_row_ids)
-            return flat, self.prepare_launch(resample.resample_interleaved_hfirst, source, span + 3 * g.out_w,
-                                             g.out_h, g.out_w)
-        # The blended source row, then three planar output rows, or (the paired fast path) a
-        # second blended row.
-        return flat, self._prepare_banded(source, 2 * span + 3 * g.out_w, g.out_h, g.out_w)
+            # Pillow's horizontal-first order with an 8-bit intermediate (see the kernel): exact
+            # fixed-point horizontal weights and a ring of resampled rows, one slot per vertical tap.
+            record = launch.PillowOrderLaunch(
+                **fields, x_fixed=plan.x.fixed_weights,
+                ring=self.workspace("ring", plan.y.taps * 3 * g.out_w, np.float32),
+                ring_ids=self.workspace("ring_ids", plan.y.taps, np.int64))
+            return flat, self.bind("pillow_order", record)
+        return flat, self.bind("interleaved", launch.InterleavedLaunch(**fields))
 
-    def _prepare_banded(self, source_args: tuple, scratch_floats: int, out_h: int, out_w: int) -> "_BandedLaunch":
-        """``prepare_launch`` for the interleaved kernel, whose threads are ``fixres_edge.workers`` helpers."""
-        from fixres_edge.kernels import resample
+    def output_fields(self, out_h: int, out_w: int) -> dict:
+        """The output half of a launch record (``launch.OutputSpec``) for this configuration."""
+        scale, bias = self._scale, self._bias
+        return dict(out_h=out_h, out_w=out_w, out_uint8=self._out_dtype == np.uint8,
+                    channels_last=self.config.layout == "NHWC",
+                    # float32 NCHW output is written directly by the horizontal pass; other dtypes
+                    # and layouts go through a small per-row store loop.
+                    direct=self.config.layout == "NCHW" and self._out_dtype == np.float32,
+                    clamp=self._clamp, s0=scale[0], s1=scale[1], s2=scale[2], b0=bias[0], b1=bias[1], b2=bias[2])
 
-        chunks, before, direct, scratch, staging = self._launch_parts(source_args, scratch_floats, out_h, out_w)
-        n_bands = 1
-        if chunks > 1 and not jit_disabled():
-            from fixres_edge.workers import band_count
+    def bind(self, kernel_name: str, record) -> "_Launch":
+        """A launch of kernel ``kernel_name`` with ``record`` (one thread's scratch), ready to ``run``."""
+        from fixres_edge._jit import kernel
 
-            n_bands = band_count(out_h)
-        # The threads' shared band counter (ticket, next band; bands done), one per calling thread.
-        work = self.workspace("band_work", (1, 2), np.int64)[0]
-        return _BandedLaunch(resample.resample_interleaved.dispatcher, chunks if n_bands > 1 else 1,
-                             before, direct, staging, scratch, work, n_bands)
-
-    def prepare_launch(self, pair, source_args: tuple, scratch_floats: int, out_h: int, out_w: int) -> "_Launch":
-        """Bind a kernel pair (serial or parallel) to everything but the source bytes and the output item.
-
-        ``source_args`` are the kernel's leading arguments after the flat source bytes;
-        ``scratch_floats`` is the float32 work memory each chunk (thread) needs: blended source
-        rows, then planar output rows.
-        """
-        chunks, before, direct, scratch, staging = self._launch_parts(source_args, scratch_floats, out_h, out_w)
-        after = (direct, scratch, chunks)
-        if chunks == 1:
-            return _Launch(pair.serial.dispatcher, 1, before, after, direct, staging)
-        return _Launch(pair.parallel, chunks, before, after, direct, staging)
-
-    def _launch_parts(self, source_args: tuple, scratch_floats: int, out_h: int, out_w: int) -> tuple:
-        """What every launch binds: ``(chunks, arguments before the output, direct, scratch, staging)``."""
-        chunks = self.chunks_for(out_h)
-        scratch = self.workspace("rows", (chunks, scratch_floats), np.float32)
         staging = None
         if self._out_dtype == np.float16:
             # Numba has no float16 arithmetic: compute float32, then one numpy cast.
-            size = out_h * out_w * 3
-            staging = self.workspace("float32_out", (1, size), np.float32)[0, :size].reshape(self._item_shape)
-        # float32 NCHW output is written directly by the horizontal pass; other dtypes and layouts
-        # go through a small per-row store loop.
-        direct = self.config.layout == "NCHW" and self._out_dtype == np.float32
-        before = (*source_args, self._scale, self._bias, self._out_dtype == np.uint8, self._clamp,
-                  self.config.layout == "NHWC")
-        return chunks, before, direct, scratch, staging
+            size = record.out_h * record.out_w * 3
+            staging = self.workspace("float32_out", size, np.float32).reshape(self._item_shape)
+        return _Launch(kernel(kernel_name), launch.pack(record), staging)
 
 
 class _Launch:
     """A kernel bound to one geometry and one thread's scratch memory: ``run(flat, out)`` preprocesses.
 
-    Built by ``Preprocessor.prepare_launch``; cached per (format, shape, dtype, threads) for
-    contiguous inputs, so that the steady state costs the kernel plus a few microseconds.
+    Built by ``Preprocessor.bind``; cached per (format, shape) for contiguous inputs, so that the
+    steady state costs the kernel plus a few microseconds.
     """
 
-    __slots__ = ("kernel", "chunks", "before", "after", "direct", "staging")
+    __slots__ = ("kernel", "packed", "staging")
 
-    def __init__(self, kernel, chunks: int, before: tuple, after: tuple, direct: bool, staging):
+    def __init__(self, kernel, packed: launch.PackedLaunch, staging):
         self.kernel = kernel
-        self.chunks = chunks
-        self.before = before
-        self.after = after
-        self.direct = direct
+        self.packed = packed
         self.staging = staging
 
     def run(self, flat: np.ndarray, out: np.ndarray) -> None:
         target = out if self.staging is None else self.staging
-        self._execute(flat, target, target if self.direct else _NO_PLANAR)
+        self.packed.bind(flat, target)
+        self.kernel(self.packed)
         if self.staging is not None:
             np.copyto(out, self.staging, casting="same_kind")
 
-    def _execute(self, flat: np.ndarray, target: np.ndarray, planar: np.ndarray) -> None:
-        if self.chunks == 1:
-            self.kernel(flat, *self.before, target, planar, *self.after)
-        else:
-            self._execute_threaded(flat, target, planar)
 
-    def _execute_threaded(self, flat: np.ndarray, target: np.ndarray, planar: np.ndarray) -> None:
-        from fixres_edge._jit import PARALLEL_LAUNCH_LOCK, thread_count
-
-        with PARALLEL_LAUNCH_LOCK, thread_count(self.chunks):
-            self.kernel(flat, *self.before, target, planar, *self.after)
+_pool = None
+_pool_lock = threading.Lock()
 
 
-class _BandedLaunch(_Launch):
-    """``_Launch`` for the interleaved kernel: several threads share the call through
-    ``fixres_edge.workers`` (helpers that take bands of rows) instead of an OpenMP region."""
+def _batch_pool():
+    """The process's worker threads for ``Preprocessor.batch`` with ``threads > 1`` (made on first use)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-    __slots__ = ("scratch", "work", "n_bands")
-
-    def __init__(self, kernel, threads: int, before: tuple, direct: bool, staging, scratch: np.ndarray,
-                 work: np.ndarray, n_bands: int):
-        # ``after``: the arguments after the output when the caller runs every row itself.
-        super().__init__(kernel, threads, before, (direct, work, 0, 1, scratch[0], True, work, _NO_POLLS), direct,
-                         staging)
-        self.scratch = scratch
-        self.work = work
-        self.n_bands = n_bands
-
-    def _execute_threaded(self, flat: np.ndarray, target: np.ndarray, planar: np.ndarray) -> None:
-        from fixres_edge.workers import band_helpers
-
-        band_helpers().run(self.kernel, (flat, *self.before, target, planar, self.direct), self.scratch,
-                           self.chunks, self.work, self.n_bands)
-
-
-_CHANNEL_MAPS = {fmt: np.asarray(order, np.int64) for fmt, (_, order) in INTERLEAVED_FORMATS.items()}
-for _map in _CHANNEL_MAPS.values():
-    _map.setflags(write=False)
-
-
-_NO_PLANAR = np.zeros((3, 1, 1), np.float32)
-_NO_POLLS = np.zeros(4, np.int64)  # the band helpers' wait schedule, unused when the caller is alone
-
-
-def _chunk_count(threads: int | None, out_h: int) -> int:
-    """How many row bands (= threads) to run: ``threads`` or Numba's current default, at most one per row."""
-    if threads is None:
-        from fixres_edge._jit import configure_numba
-
-        threads = configure_numba().get_num_threads()
-    return max(1, min(threads, out_h))
+            _pool = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
+                                       thread_name_prefix="fixres_edge-batch")
+    return _pool

@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -222,26 +221,36 @@ def one_line(error: BaseException) -> str:
 _SELECTION_TOP_K = 32
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over a 1-D vector (max subtracted first, sums in float64); float32 result.
+def probabilities_top_k(raw: np.ndarray, k: int, apply_softmax: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax of ``raw`` (or a float32 copy when ``apply_softmax`` is False) and the indices of
+    its ``k`` largest values, largest first (ties: lower index first), in one compiled call.
 
-    Compiled (``fixres_edge.kernels.postprocess``): right after inference numpy's version is
-    several times slower than one compiled pass.
+    Right after inference caches are cold and every separate numpy call costs several times
+    its warm time; one kernel call (``fixres_edge.kernels.postprocess``) keeps post-processing a
+    small fraction of inference.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        float32 (n,) probabilities and int64 (k,) indices.
     """
-    from fixres_edge.kernels.postprocess import softmax_into
+    from fixres_edge._jit import kernel
+    from fixres_edge.kernels.launch import PostprocessLaunch, pack
 
-    x = np.ascontiguousarray(logits, dtype=np.float32).reshape(-1)
-    probs = np.empty_like(x)
-    softmax_into(x, probs)
-    return probs
+    raw = np.ascontiguousarray(raw, dtype=np.float32).reshape(-1)
+    n = raw.shape[0]
+    probs = np.empty(n, np.float32)
+    indices = np.empty(min(k, n), np.int64)
+    packed = pack(PostprocessLaunch(n=n, k=indices.shape[0], apply_softmax=apply_softmax, probs=probs,
+                                    indices=indices))
+    packed.bind(raw, probs)
+    kernel("probabilities_top_k")(packed)
+    return probs, indices
 
 
-@lru_cache(maxsize=1)
-def _postprocess_kernel():
-    """The compiled softmax + top-k (imported on first use: importing it configures Numba)."""
-    from fixres_edge.kernels.postprocess import probabilities_top_k_into
-
-    return probabilities_top_k_into
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over a 1-D vector (max subtracted first, sums in float64); float32 (n,) result."""
+    return probabilities_top_k(logits, 0)[0]
 
 
 def top_k(probs: np.ndarray, k: int) -> list[int]:
@@ -249,11 +258,7 @@ def top_k(probs: np.ndarray, k: int) -> list[int]:
     n = probs.shape[0]
     k = min(k, n)
     if k <= _SELECTION_TOP_K:
-        from fixres_edge.kernels.postprocess import top_k_into
-
-        indices = np.empty(k, np.int64)
-        top_k_into(np.ascontiguousarray(probs, dtype=np.float32), indices)
-        return indices.tolist()
+        return probabilities_top_k(probs, k, apply_softmax=False)[1].tolist()
     # argpartition on the values themselves (no negated copy): the last k are the largest.
     candidates = np.argpartition(probs, n - k)[n - k:] if k < n else np.arange(n)
     pairs = zip(probs[candidates].tolist(), candidates.tolist())
@@ -299,10 +304,9 @@ class Classifier:
         next to the model (``<model>.policy.json`` or ``<card name>.policy.json``), as
         ``fixres-edge calibrate`` writes it; the bundled model ships one.
     threads : int or None
-        Intra-op threads for ONNX Runtime (``None``: its default). Preprocessing always runs
-        serially on the calling thread: it is ~3 % of the inference time, and waking a second
-        thread pool after inference costs more than it saves (use ``Preprocessor(threads=...)``
-        directly for parallel preprocessing).
+        Intra-op threads for ONNX Runtime (``None``: its default). Preprocessing runs on the
+        calling thread (a small fraction of inference); parallelism across images belongs to
+        the caller (``predict`` may be called from several threads).
     providers : list of str or None
         ONNX Runtime execution providers (default ``["CPUExecutionProvider"]``).
     size, crop_pct : optional
@@ -338,11 +342,6 @@ class Classifier:
         if isinstance(policy, (str, os.PathLike)) and policy != CALIBRATED:
             policy = ScalePolicy.load(policy)
         self.threads = threads
-        # Preprocessing runs serially on the calling thread: it is ~3 % of inference at model
-        # sizes, and waking a parallel kernel's workers right after inference costs more than
-        # the kernel (500x375 at 224, 2 threads: 0.93 ms vs 0.23 ms serial), besides competing
-        # with ONNX Runtime's own pool (onnxruntime#3099).
-        self._preprocess_threads = 1
         self.model: LoadedModel = load_model(model, threads=threads, providers=providers)
         if policy == CALIBRATED:
             policy = ScalePolicy.load(calibrated_policy_path(self.model.path, self.model.card))
@@ -415,7 +414,7 @@ class Classifier:
         s = self.settings
         pre = Preprocessor(size=scale.size, crop_pct=scale.crop_pct, interpolation=s.interpolation,
                            antialias=s.antialias, mean=s.mean, std=s.std, input_format="BGR",
-                           layout=s.layout, dtype=s.dtype, threads=self._preprocess_threads, crop=s.crop)
+                           layout=s.layout, dtype=s.dtype, crop=s.crop)
         with self._pre_lock:
             return self._pre.setdefault(scale, pre)
 
@@ -497,9 +496,7 @@ class Classifier:
         if k > min(n, _SELECTION_TOP_K):
             probs = self._to_probs(raw)
             return probs, top_k(probs, k)
-        probs = np.empty(n, np.float32)
-        indices = np.empty(k, np.int64)
-        _postprocess_kernel()(raw, probs, indices, kind == "logits")
+        probs, indices = probabilities_top_k(raw, k, apply_softmax=kind == "logits")
         return probs, indices.tolist()
 
     def logits(self, image_bgr: np.ndarray, scale: int | Scale, input_format: str = "BGR", *,

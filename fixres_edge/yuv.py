@@ -95,25 +95,28 @@ def locate_planes(image, fmt: str, width: int | None = None) -> YuvPlanes:
 
 def run_yuv(pre, image, out: np.ndarray, fmt: str, width: int | None = None) -> None:
     """Preprocess one YUV frame into ``out`` (one item of the batch) with ``pre``'s configuration."""
-    from fixres_edge.kernels.resample import resample_yuv
+    from fixres_edge.kernels import launch
 
     planes = locate_planes(image, fmt, width)
     plan = pre.plan(planes.height, planes.width)
-    # 4:2:0 chroma rows are shared by two luma rows; 4:2:2 (YUYV) has one per row.
-    chroma_row_shift = 1 if planes.chroma_height * 2 == planes.height else 0
+    g = plan.geometry
     # Rows are converted from an even column so that pixel pairs share their chroma sample.
     convert_lo = plan.x.lo & ~1
     convert_hi = min((plan.x.hi + 1) & ~1, planes.width)
-    chunks = pre.chunks_for(plan.geometry.out_h)
-    ring = plan.y.taps
-    rgb_rows = pre.workspace("yuv_rgb_rows", (chunks, ring * (convert_hi - convert_lo) * 3), np.uint8)
-    # Exactly one ring slot per vertical tap (a bigger cached buffer is sliced).
-    rgb_row_ids = pre.workspace(f"yuv_rgb_row_ids{ring}", (chunks, ring), np.int64)[:chunks]
-    source = (planes.luma_base, planes.luma_row_stride, planes.luma_pixel_stride,
-              planes.u_base, planes.v_base, planes.chroma_row_stride, planes.chroma_pixel_stride, chroma_row_shift,
-              plan.y.start, plan.y.weights, plan.x.start, plan.x.weights, plan.x.lo, plan.x.hi,
-              convert_lo, convert_hi, rgb_rows, rgb_row_ids)
-    # Per chunk: the blended planar row (3 * span floats), then three planar output rows.
-    scratch_floats = (plan.x.hi - plan.x.lo) * 3 + 3 * plan.geometry.out_w
-    launch = pre.prepare_launch(resample_yuv, source, scratch_floats, plan.geometry.out_h, plan.geometry.out_w)
-    launch.run(planes.flat, out)
+    taps_y = plan.y.taps
+    scratch = pre.workspace("rows", launch.yuv_scratch_floats(plan.x.hi - plan.x.lo, g.out_w), np.float32)
+    record = launch.YuvLaunch(
+        **pre.output_fields(g.out_h, g.out_w),
+        luma_base=planes.luma_base, luma_row_stride=planes.luma_row_stride,
+        luma_pixel_stride=planes.luma_pixel_stride, u_base=planes.u_base, v_base=planes.v_base,
+        chroma_row_stride=planes.chroma_row_stride, chroma_pixel_stride=planes.chroma_pixel_stride,
+        # 4:2:0 chroma rows are shared by two luma rows; 4:2:2 (YUYV) has one per row.
+        chroma_row_shift=1 if planes.chroma_height * 2 == planes.height else 0,
+        taps_y=taps_y, taps_x=plan.x.taps, x_lo=plan.x.lo, x_hi=plan.x.hi,
+        convert_lo=convert_lo, convert_hi=convert_hi,
+        y_start=plan.y.start, y_weights=plan.y.weights, x_start=plan.x.start, x_weights=plan.x.weights,
+        scratch=scratch, scratch_len=scratch.shape[0],
+        # One ring slot of converted RGB rows per vertical tap.
+        rgb_ring=pre.workspace("yuv_rgb_ring", taps_y * 3 * (convert_hi - convert_lo), np.uint8),
+        ring_ids=pre.workspace("ring_ids", taps_y, np.int64))
+    pre.bind("yuv", record).run(planes.flat, out)

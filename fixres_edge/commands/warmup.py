@@ -1,26 +1,24 @@
-"""``fixres-edge warmup``: compile every kernel into the JIT cache on this device."""
+"""``fixres-edge warmup``: compile the kernels for this device, once (ahead of time when it can)."""
 from __future__ import annotations
 
 import time
 
 NAME = "warmup"
-HELP = "compile every preprocessing kernel into the JIT cache (run once per device)"
+HELP = "compile the preprocessing kernels for this device (once): an ahead-of-time module, else the JIT cache"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--threads", type=int, default=None,
-                        help="also prepare the parallel kernels for this thread count (default: serial and default)")
-    parser.add_argument("--quiet", action="store_true", help="print only the total")
+    parser.add_argument("--jit-only", action="store_true",
+                        help="fill only the JIT cache (no ahead-of-time module)")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
 def run(args) -> int:
-    from fixres_edge._jit import configure_numba
+    from fixres_edge._jit import jit_cache_dir, kernel_backend
     from fixres_edge.warm import warmup
 
-    numba = configure_numba()
     start = time.perf_counter()
-    spent = warmup(threads=(1, args.threads), verbose=not args.quiet)
+    warmup(aot=not args.jit_only, verbose=not args.quiet)
     total = time.perf_counter() - start
-    cache = numba.core.config.CACHE_DIR or "next to the package sources (__pycache__)"
-    print(f"warmed {len(spent)} kernel signatures in {total:.1f} s; cache: {cache}")
+    print(f"kernels ready in {total:.1f} s: {kernel_backend()}; JIT cache: {jit_cache_dir()}")
     return 0

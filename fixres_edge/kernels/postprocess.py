@@ -1,4 +1,4 @@
-"""Softmax and top-k over one output vector, compiled.
+"""Softmax and top-k over one output vector, compiled (one entry: ``probabilities_top_k``).
 
 Right after ONNX Runtime has run, the same numpy calls take 10x longer than warm (about 130 us
 instead of 10 us for softmax + argpartition over 1000 classes: cold caches and numpy's per-call
@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from fixres_edge._jit import helper, serial_kernel
+from fixres_edge._jit import entry, helper
+from fixres_edge.kernels import launch
+from fixres_edge.kernels._simd import intrinsics
+
+try:
+    from numba import carray
+except ImportError:  # pragma: no cover
+    carray = None
+
+pointer, record_at = intrinsics()
 
 
 def _softmax_into(logits, probs):
@@ -55,21 +64,22 @@ def _top_k_into(values, indices):
         indices[pos] = i
 
 
-def _probabilities_top_k_into(raw, probs, indices, apply_softmax):
-    """probs[:] = softmax(raw) (or raw itself when the model already outputs probabilities),
+def _probabilities_top_k(address):
+    """probs[:] = softmax(source) (or a copy when the model already outputs probabilities),
     then indices[:] = top-k of probs: one call after inference instead of several."""
-    if apply_softmax:
+    r = record_at(address)
+    raw = carray(pointer(r.source, np.float32), (r.n,))
+    probs = carray(pointer(r.probs, np.float32), (r.n,))
+    indices = carray(pointer(r.indices, np.int64), (r.k,))
+    if r.apply_softmax:
         _softmax_into(raw, probs)
     else:
-        for i in range(raw.shape[0]):
+        for i in range(r.n):
             probs[i] = raw[i]
-    _top_k_into(probs, indices)
+    if r.k > 0:
+        _top_k_into(probs, indices)
 
 
-softmax_into = serial_kernel(_softmax_into)
-top_k_into = serial_kernel(_top_k_into)
-# The same two functions as inlined helpers, which _probabilities_top_k_into calls (the two
-# kernels above were declared from the plain functions before these names were rebound).
 _softmax_into = helper(_softmax_into)
 _top_k_into = helper(_top_k_into)
-probabilities_top_k_into = serial_kernel(_probabilities_top_k_into)
+probabilities_top_k = entry(_probabilities_top_k, launch.PostprocessLaunch)
