@@ -23,6 +23,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real photos, when the shared data set sits next to the repository; tests skip cleanly without it.
 SHARED_PHOTOS = REPO_ROOT.parent / "shared" / "data" / "imagenet-sample-dev"
 
+# Kernels: the tests run the JIT from a cache of their own, never an ahead-of-time module the
+# developer built for daily use (tests that need one build it into a temporary folder). Keyed by
+# the kernel sources' digest, the JIT cache stays valid across runs.
+os.environ["FIXRES_EDGE_CACHE_DIR"] = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                                          / "fixres_edge-tests")
+
 # ---------------------------------------------------------------------------------------------
 # Hypothesis: reproducible, modest runs. Derandomized (examples derived from the test itself, no
 # database written into the repository); no deadline because the first call of a new kernel

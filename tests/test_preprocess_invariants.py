@@ -259,32 +259,39 @@ def test_strided_views_tiny(make_pre, images):
 @pytest.mark.parametrize("mode", [("bilinear", True), ("bicubic", True), ("area", True), ("nearest", False)],
                          ids=mode_id)
 @pytest.mark.parametrize("dtype,layout", [("float32", "NCHW"), ("uint8", "NHWC")])
-def test_thread_counts_give_identical_results(dtype, layout, mode, make_pre, images):
+def test_batch_threads_give_identical_results(dtype, layout, mode, make_pre, images):
     interpolation, antialias = mode
     kw = dict(interpolation=interpolation, antialias=antialias, dtype=dtype, layout=layout)
-    for case in ("mixed-375x500", "noise-3x1000", "blobs-50x40"):
-        rgb = images.case(case)
-        one = make_pre(threads=1, **kw)(rgb)
-        two = make_pre(threads=2, **kw)(rgb)
-        np.testing.assert_array_equal(one, two, err_msg=case)
-        np.testing.assert_array_equal(make_pre(**kw)(rgb), one, err_msg=f"{case} threads=None")
+    batch = [images.case(case) for case in ("mixed-375x500", "noise-3x1000", "blobs-50x40", "mixed-95x130")]
+    one = make_pre(threads=1, **kw).batch(batch)
+    np.testing.assert_array_equal(make_pre(threads=2, **kw).batch(batch), one)
+    np.testing.assert_array_equal(make_pre(threads=3, **kw).batch(batch), one)
+    np.testing.assert_array_equal(make_pre(**kw).batch(batch), one)
 
 
-def test_threads_leave_global_setting_unchanged(make_pre, images):
-    import numba
+def test_batch_threads_share_the_images(make_pre, images, monkeypatch):
+    """threads=2 runs a batch on two threads (and threads=1 on the calling thread alone)."""
+    import threading
 
-    rgb = images.case("mixed-375x500")
-    before = numba.get_num_threads()
-    try:
-        for global_threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
-            numba.set_num_threads(global_threads)
-            for threads in (1, 2, None):
-                make_pre(threads=threads)(rgb)
-                assert numba.get_num_threads() == global_threads, f"threads={threads}"
-                make_pre(threads=threads).batch([rgb, rgb])
-                assert numba.get_num_threads() == global_threads, f"batch threads={threads}"
-    finally:
-        numba.set_num_threads(before)
+    from fixres_edge.preprocess import Preprocessor
+
+    batch = [images.case("mixed-375x500")] * 6
+    seen: list[int] = []
+    real = Preprocessor._run
+    gate = threading.Barrier(2, timeout=30)
+
+    def recording(self, image, out, input_format, width=None):
+        seen.append(threading.get_ident())
+        if self.config.threads == 2 and len(seen) <= 2:
+            gate.wait()  # both shares must be running at once, or this times out
+        return real(self, image, out, input_format, width)
+
+    monkeypatch.setattr(Preprocessor, "_run", recording)
+    make_pre(threads=2).batch(batch)
+    assert len(set(seen)) == 2 and threading.get_ident() in seen
+    seen.clear()
+    make_pre(threads=1).batch(batch)
+    assert set(seen) == {threading.get_ident()}
 
 
 def test_concurrent_python_threads_agree(make_pre, images):
