@@ -249,6 +249,53 @@ def kernel_backend() -> str:
     return f"aot ({module.path})" if module is not None else "jit"
 
 
+def backend_kernels(backend: str) -> dict[str, Callable]:
+    """Every kernel of one backend, ``"aot"`` or ``"jit"``, as :func:`kernel` returns them.
+
+    For side-by-side comparisons (the benchmarks, the tests) with :func:`kernels_from`.
+
+    Raises
+    ------
+    ValueError
+        For another name, or ``"aot"`` when there is no usable ahead-of-time module.
+    """
+    if backend == "jit":
+        return {name: _native_kernel(_ENTRY_TYPE(declared.cfunc().address)) for name, declared in entries().items()}
+    if backend == "aot":
+        from fixres_edge import _aot
+
+        module = _aot.load()
+        if module is None:
+            raise ValueError("no usable ahead-of-time module: run `fixres-edge warmup` first")
+        return {name: _native_kernel(function) for name, function in module.functions.items()}
+    raise ValueError(f"unknown kernel backend {backend!r}; valid: 'aot', 'jit'")
+
+
+class kernels_from:
+    """Context manager: :func:`kernel` returns these kernels (name -> callable) inside the block.
+
+    A launch binds its kernel when it is prepared, so a ``Preprocessor`` first called inside the
+    block keeps these kernels for the geometries it prepared there.
+    """
+
+    def __init__(self, kernels: dict[str, Callable]):
+        self._kernels = kernels
+        self._saved: dict[str, Callable] = {}
+
+    def __enter__(self):
+        with _kernels_lock:
+            self._saved = dict(_kernels)
+            _kernels.clear()
+            _kernels.update(self._kernels)
+        return self
+
+    def __exit__(self, *exc):
+        with _kernels_lock:
+            _kernels.clear()
+            _kernels.update(self._saved)
+        return False
+
+
 def reset_kernels() -> None:
     """Forget the kernels found so far (after building or removing the ahead-of-time module)."""
     global _backend

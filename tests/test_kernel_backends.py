@@ -7,7 +7,6 @@ fall back to the JIT with at most one notice and the same output.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -140,17 +139,9 @@ def aot_module(tmp_path_factory):
     return directory, module
 
 
-@contextlib.contextmanager
 def kernels_from(functions: dict):
     """Run the in-process kernels from ``functions`` (name -> ctypes function) inside the block."""
-    saved = dict(_jit._kernels)
-    _jit._kernels.clear()
-    _jit._kernels.update({name: _jit._native_kernel(f) for name, f in functions.items()})
-    try:
-        yield
-    finally:
-        _jit._kernels.clear()
-        _jit._kernels.update(saved)
+    return _jit.kernels_from({name: _jit._native_kernel(f) for name, f in functions.items()})
 
 
 def jit_functions() -> dict:
