@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -133,3 +134,13 @@ def _empty() -> None:
 def harness_overhead_ns(repeat: int = 2000) -> float:
     """Median nanoseconds :func:`interleaved` adds to one call (an empty function timed in it)."""
     return float(np.median(interleaved({"empty": _empty}, repeat=repeat, warmup=10)["empty"]))
+
+
+@contextmanager
+def stopwatch(seconds: dict, key: str):
+    """Add the wall seconds spent inside the block to ``seconds[key]`` (also when it raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
