@@ -19,7 +19,6 @@ Nothing heavy happens at import: OpenCV, Pillow, numba and ONNX Runtime are impo
 """
 from __future__ import annotations
 
-import gc
 import json
 import os
 import platform
@@ -29,17 +28,17 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from fixres_edge import geometry
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from fixres_edge.board import describe_board
+from fixres_edge.constants import IMAGENET_MEAN, IMAGENET_STD
+# The timing harness lives in fixres_edge.timing; re-exported for the bench/ scripts (bm.interleaved).
+from fixres_edge.timing import Stats, harness_overhead_ns, interleaved  # noqa: F401
 
 #: Frames ``fixres-edge bench`` generates when given no images: a web photo, a 1080p video
 #: frame, and the Raspberry Pi HQ camera's full 12.3-megapixel still (``(height, width)``).
@@ -48,97 +47,7 @@ DEFAULT_FRAMES = ((375, 500), (1080, 1920), (3040, 4056))
 SCHEMA = "fixres_edge.bench/1"
 
 
-# ---------------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class Stats:
-    """Summary of one method's timings (milliseconds).
-
-    ``throughput_per_s`` is ``1000 / p50_ms``: calls per second on one stream.
-    """
-
-    n: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    min_ms: float
-    throughput_per_s: float
-
-    @classmethod
-    def from_ns(cls, samples_ns) -> "Stats":
-        """Summarize durations in nanoseconds (any 1-D sequence, at least one value)."""
-        ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
-        if ms.size == 0:
-            raise ValueError("no samples to summarize")
-        p50, p90, p99 = np.percentile(ms, (50, 90, 99))
-        return cls(n=int(ms.size), p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99),
-                   mean_ms=float(ms.mean()), min_ms=float(ms.min()),
-                   throughput_per_s=float(1000.0 / p50) if p50 > 0 else float("inf"))
-
-    def to_dict(self, digits: int = 4) -> dict:
-        return {k: (round(v, digits) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
-
-
 # ---------------------------------------------------------------------------------- harness
-def interleaved(methods: Mapping[str, Callable[[], object]], repeat: int, warmup: int = 2) -> dict[str, np.ndarray]:
-    """Time every method ``repeat`` times, one call of each per round, rotating the order.
-
-    Parameters
-    ----------
-    methods : mapping of name -> zero-argument callable
-        The calls to time (bind inputs with closures or ``functools.partial``).
-    repeat : int
-        Rounds that are kept (>= 1).
-    warmup : int
-        Rounds run first and discarded (>= 0).
-
-    Returns
-    -------
-    dict of name -> ndarray of int64, shape (repeat,)
-        Wall time of each kept call in nanoseconds (``time.perf_counter_ns``), in round order.
-
-    Notes
-    -----
-    The garbage collector is paused while timing (as ``timeit`` does) so that a collection
-    triggered by one method's garbage is not billed to another; it is re-enabled in ``finally``.
-    """
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"repeat must be a positive int, got {repeat!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
-    names = list(methods)
-    calls = [methods[name] for name in names]
-    k = len(calls)
-    samples = np.zeros((k, repeat), dtype=np.int64)
-    clock = time.perf_counter_ns
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for r in range(-warmup, repeat):
-            first = r % k
-            for j in range(k):
-                i = (first + j) % k
-                fn = calls[i]
-                t0 = clock()
-                fn()
-                t1 = clock()
-                if r >= 0:
-                    samples[i, r] = t1 - t0
-    finally:
-        if was_enabled:
-            gc.enable()
-    return {name: samples[i] for i, name in enumerate(names)}
-
-
-def _empty() -> None:
-    return None
-
-
-def harness_overhead_ns(repeat: int = 2000) -> float:
-    """Median nanoseconds :func:`interleaved` adds to one call (an empty function timed in it)."""
-    return float(np.median(interleaved({"empty": _empty}, repeat=repeat, warmup=10)["empty"]))
-
-
 @contextmanager
 def opencv_threads(n: int | None):
     """Run OpenCV on ``n`` threads inside the block (None: leave it as it is); restored afterwards."""
@@ -561,15 +470,6 @@ def cold_start(warm_runs: int = 3, cold_runs: int = 1) -> dict:
 
 
 # ---------------------------------------------------------------------------------- environment
-# ARM "CPU part" numbers (/proc/cpuinfo) of common board cores; lscpu has the full table.
-_ARM_PARTS = {
-    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-    "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-    "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
-    "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd49": "Neoverse-N2", "0xd4f": "Neoverse-V2",
-}
-
-
 def _read(path: str) -> str | None:
     try:
         return Path(path).read_text(errors="replace").replace("\x00", "").strip()
@@ -578,28 +478,13 @@ def _read(path: str) -> str | None:
 
 
 def cpu_model() -> str:
-    """The CPU's name: x86 ``model name``, an ARM core name from its part number, or the platform's."""
-    info = _read("/proc/cpuinfo") or ""
-    for line in info.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            return value.strip()
-    parts = sorted({v.strip().lower() for k, _, v in (l.partition(":") for l in info.splitlines())
-                    if k.strip() == "CPU part"})
-    if parts:
-        return " + ".join(_ARM_PARTS.get(p, f"ARM part {p}") for p in parts)
-    if sys.platform == "darwin":
-        try:
-            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
-                                  text=True, timeout=5).stdout.strip() or platform.processor()
-        except OSError:
-            pass
-    return platform.processor() or platform.machine() or "unknown"
+    """The CPU's name (see :func:`fixres_edge.board.describe_board`)."""
+    return describe_board().cpu
 
 
 def board_model() -> str | None:
-    """The board's name from the device tree (e.g. "Raspberry Pi 5 Model B Rev 1.0"), if any."""
-    return _read("/proc/device-tree/model")
+    """The board's name (e.g. "Raspberry Pi 5 Model B Rev 1.0"), if the system gives one."""
+    return describe_board().model
 
 
 def machine_slug(cpu: str | None = None) -> str:

@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequenc
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from fixres_edge.constants import IMAGE_EXTENSIONS
+
 #: Class-table file names looked for in DIR and its parent when none is given.
 CLASS_TABLE_NAMES = ("imagenet-classes.tsv", "classes.tsv")
 WNID = re.compile(r"^n\d{8}$")
@@ -449,7 +450,7 @@ def evaluate(classifier, reader: Reader, *, progress: Callable[[], None] | None 
     EvalResult
         Images that fail to decode or classify are listed in ``errors`` and left out of ``n``.
     """
-    from fixres_edge.runtime import ITEM_ERRORS, one_line
+    from fixres_edge.errors import ITEM_ERRORS, one_line
 
     result = EvalResult()
     num_classes = len(classifier.labels) or None

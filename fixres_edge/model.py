@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from fixres_edge.errors import one_line
+
 #: ONNX metadata key that holds the card JSON.
 CARD_KEY = "fixres_edge.card"
 #: Name of the bundled model (``models/<name>.onnx`` and ``models/<name>_int8.onnx``).
@@ -483,11 +485,6 @@ def session_options(threads: int | None = None):
     return options
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
 def check_providers(providers, available: Sequence[str]) -> list:
     """Validate an ONNX Runtime ``providers`` list (names, or ``(name, options)`` pairs).
 
@@ -524,8 +521,8 @@ def open_session(path: Path, threads: int | None = None, providers: Sequence[str
         if kind == "NoSuchFile":
             raise FileNotFoundError(f"model file not found: {path}") from None
         if isinstance(error, (ValueError, TypeError)):
-            raise ValueError(f"cannot load {path}: {_first_line(error)}") from None
-        raise ValueError(f"cannot load ONNX model {path}: {_first_line(error)}") from None
+            raise ValueError(f"cannot load {path}: {one_line(error)}") from None
+        raise ValueError(f"cannot load ONNX model {path}: {one_line(error)}") from None
 
 
 def describe_session(session, path: Path) -> tuple[ModelCard, ModelInput, ModelOutput]:

@@ -317,7 +317,9 @@ class PolicyResult:
         return self.scales_run[-1]
 
 
-def _mean(arrays: Sequence[np.ndarray]) -> np.ndarray:
+def mean_probs(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean of same-shape probability arrays, summed in float64, returned as float32 (the arithmetic
+    of "mean" policies; calibration scores them with this same function)."""
     return np.mean(np.stack([np.asarray(a, dtype=np.float64) for a in arrays]), axis=0).astype(np.float32)
 
 
@@ -359,7 +361,7 @@ def run_policy(policy: ScalePolicy, infer: Callable[[Scale], np.ndarray]) -> Pol
         if policy.mode == "cascade" and bool(cascade_confidence(probs, policy.confidence) >= policy.threshold):
             break
     if policy.mode == "ensemble" or (policy.mode == "cascade" and policy.combine == "mean" and len(outputs) > 1):
-        answer = _mean(outputs)
+        answer = mean_probs(outputs)
     else:
         answer = np.asarray(outputs[-1], dtype=np.float32)
     return PolicyResult(probs=answer, scales_run=tuple(run), per_scale_probs=tuple(outputs))

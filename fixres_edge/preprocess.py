@@ -19,8 +19,7 @@ from fixres_edge import geometry
 from fixres_edge.kernels import launch
 from fixres_edge.tables import INTERPOLATIONS, AxisTable, axis_table
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from fixres_edge.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8", "float16")

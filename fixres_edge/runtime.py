@@ -20,6 +20,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from fixres_edge.constants import IMAGENET_MEAN, IMAGENET_STD
+from fixres_edge.errors import ITEM_ERRORS, one_line
 from fixres_edge.model import LoadedModel, ModelCard, ModelInput, check_size, load_model
 from fixres_edge.policy import DEFAULT_CROP_PCT, DEFAULT_TRAIN_SIZE, Scale, ScalePolicy, run_policy
 
@@ -27,8 +29,6 @@ from fixres_edge.policy import DEFAULT_CROP_PCT, DEFAULT_TRAIN_SIZE, Scale, Scal
 DEFAULT_INTERPOLATION = "bilinear"
 DEFAULT_ANTIALIAS = True
 DEFAULT_CROP = "center"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Feeding a BGR image as "RGB" (and so on) hands the kernel's RGB output to a BGR-trained model:
 # the channel flip costs nothing extra.
@@ -36,8 +36,6 @@ _SWAPPED_FORMAT = {"BGR": "RGB", "RGB": "BGR", "BGRA": "RGBA", "RGBA": "BGRA", "
 # Camera formats have no swapped twin: for a BGR-trained model their RGB output is flipped after
 # preprocessing (with mean/std reversed to match).
 _YUV_FORMATS = ("NV12", "NV21", "I420", "YUYV")
-# Errors that belong to one input, not to the classifier (predict_batch / the CLI keep going).
-ITEM_ERRORS = (ValueError, TypeError, OSError, RuntimeError)
 
 
 # ---------------------------------------------------------------------- settings
@@ -208,13 +206,6 @@ class PredictionError:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "error": self.error}
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as one line of text."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    return text or type(error).__name__
 
 
 # Above this many classes requested, sorting beats the compiled one-pass insertion (O(k n) at worst).

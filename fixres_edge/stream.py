@@ -8,9 +8,10 @@ The pieces are small so that each can be tested without hardware:
   the others are only grabbed (no color conversion), up to ``max_frames`` classified frames. It
   works with anything that has ``grab()``, ``retrieve()`` and ``read()`` like a ``VideoCapture``.
 * :class:`RollingStats` keeps the rolling FPS and latency over the last classified frames.
-* :func:`run_stream` ties them to a :class:`~fixres_edge.runtime.Classifier` and prints one line
-  (or one JSON object) per classified frame and a summary at the end (end of file, ``max_frames``,
-  camera failure, or Ctrl-C).
+* :class:`StreamRun` ties them to a :class:`~fixres_edge.runtime.Classifier`: it yields one
+  :class:`FrameResult` per classified frame and gives a :class:`StreamSummary` at the end (end of
+  file, ``max_frames``, camera failure, or Ctrl-C). Printing them is the command's job
+  (``fixres-edge classify --camera / --video``).
 
 Latency is the time from having a frame to having its answer (preprocess + inference + top-k,
 ``Prediction.timings_ms["total"]``); reading the frame (waiting for the camera, or demuxing and
@@ -20,14 +21,13 @@ time, so with ``every = K`` the camera delivers about K times as many.
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -36,10 +36,6 @@ STOP_END = "end of stream"
 STOP_MAX_FRAMES = "max frames"
 STOP_INTERRUPTED = "interrupted"
 STOP_CAMERA_FAILED = "camera stopped delivering frames"
-
-# Exit codes of run_stream: as the shell reports a Ctrl-C'd program (128 + SIGINT), so that a
-# script looping over videos stops too.
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 # Frames classified per rolling FPS / latency figure.
 DEFAULT_WINDOW = 30
@@ -325,96 +321,156 @@ class RollingStats:
 
 
 # ---------------------------------------------------------------------- the loop
-def _frame_record(frame: Frame, prediction, stats: RollingStats) -> dict[str, Any]:
-    return {
-        "frame": frame.index,
-        "top": [{"index": t.index, "label": t.label, "prob": round(t.prob, 6)} for t in prediction.top],
-        "size": prediction.size,
-        "latency_ms": round(prediction.timings_ms["total"], 3),
-        "read_ms": round(frame.read_ms, 3),
-        "fps": round(stats.fps, 2),
-        "timings_ms": {k: round(v, 3) for k, v in prediction.timings_ms.items()},
-    }
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """What one frame gave: a prediction, or the one-line reason it failed.
+
+    Attributes
+    ----------
+    index : int
+        The frame's 0-based position in the stream.
+    read_ms : float
+        Time spent reading it (see :class:`Frame`).
+    prediction : fixres_edge.runtime.Prediction or None
+        None when the frame failed.
+    error : str or None
+        One line, when the frame failed (``exception`` holds the exception itself).
+    fps, latency_ms : float
+        Rolling FPS and mean latency over the last classified frames, this one included.
+    """
+
+    index: int
+    read_ms: float
+    prediction: Any = None
+    error: str | None = None
+    exception: BaseException | None = None
+    fps: float = 0.0
+    latency_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record: ``{"frame", "top": [{"index", "label", "prob"}, ...], "size", "latency_ms",
+        "read_ms", "fps", "timings_ms"}``, or ``{"frame", "error"}`` for a failed frame."""
+        if self.prediction is None:
+            return {"frame": self.index, "error": self.error}
+        p = self.prediction
+        return {
+            "frame": self.index,
+            "top": [{"index": t.index, "label": t.label, "prob": round(t.prob, 6)} for t in p.top],
+            "size": p.size,
+            "latency_ms": round(p.timings_ms["total"], 3),
+            "read_ms": round(self.read_ms, 3),
+            "fps": round(self.fps, 2),
+            "timings_ms": {k: round(v, 3) for k, v in p.timings_ms.items()},
+        }
 
 
-def run_stream(classifier, capture, *, name: str, every: int = 1, max_frames: int | None = None,
-               topk: int = 5, json_lines: bool = False, pace_fps: float | None = None, is_camera: bool = False,
-               window: int = DEFAULT_WINDOW, out: TextIO | None = None, err: TextIO | None = None,
-               debug: bool = False) -> int:
+@dataclass(frozen=True)
+class StreamSummary:
+    """How a stream run went (:meth:`StreamRun.summary`).
+
+    ``stopped`` is :data:`STOP_END`, :data:`STOP_MAX_FRAMES`, :data:`STOP_CAMERA_FAILED`,
+    :data:`STOP_INTERRUPTED`, or None while the run has not ended. ``elapsed_s``, ``fps`` and
+    ``latency_ms`` (mean, p50, p90, max) are those of :meth:`RollingStats.summary`.
+    """
+
+    source: str
+    stopped: str | None
+    frames_read: int
+    frames_classified: int
+    frames_failed: int
+    every: int
+    elapsed_s: float
+    fps: float
+    latency_ms: dict
+
+    @property
+    def failed(self) -> bool:
+        """A frame could not be classified, or the camera stopped delivering frames."""
+        return bool(self.frames_failed) or self.stopped == STOP_CAMERA_FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "stopped": self.stopped, "frames_read": self.frames_read,
+                "frames_classified": self.frames_classified, "frames_failed": self.frames_failed,
+                "every": self.every, "elapsed_s": self.elapsed_s, "fps": self.fps, "latency_ms": self.latency_ms}
+
+
+class StreamRun:
     """Classify the frames of an open capture until it ends, ``max_frames``, or Ctrl-C.
 
-    Prints one line per classified frame (frame index, top-1 label and probability, input size,
-    rolling FPS and latency) or, with ``json_lines``, one JSON object per frame::
+    Iterating yields one :class:`FrameResult` per frame taken for classification (a failed frame
+    too: the stream goes on); :meth:`summary` tells how the run went. Use it as a context manager:
+    the capture is released on leaving the block, and a Ctrl-C inside the block (while a frame is
+    read, classified, or handled by the caller) ends the run with ``stopped == "interrupted"``
+    instead of propagating, so the summary can still be reported::
 
-        {"frame": 12, "top": [{"index", "label", "prob"}, ...], "size": 224, "latency_ms": 9.8,
-         "read_ms": 1.2, "fps": 31.5, "timings_ms": {...}}
+        with StreamRun(classifier, capture, name="camera 0") as run:
+            for result in run:
+                ...
+        summary = run.summary()
 
-    then a summary (a last JSON object ``{"summary": {...}}`` with ``json_lines``). A frame that
-    cannot be classified gives an error line (``{"frame": i, "error": "..."}``) and the stream goes
-    on. The capture is released in every case.
-
-    Returns
-    -------
-    int
-        0 at the end of the stream or ``max_frames``; 1 when a frame failed or a camera stopped;
-        130 after Ctrl-C.
+    Parameters
+    ----------
+    classifier : fixres_edge.runtime.Classifier
+    capture
+        An opened ``cv2.VideoCapture`` (:func:`open_capture`), or anything :class:`FrameReader` reads.
+    name : str
+        The source's name, for the summary.
+    every, max_frames, pace_fps, is_camera
+        As :class:`FrameReader`.
+    topk : int
+        Classes per prediction.
+    window : int
+        Frames per rolling FPS / latency figure.
     """
-    from fixres_edge.runtime import ITEM_ERRORS, one_line
 
-    out = sys.stdout if out is None else out
-    err = sys.stderr if err is None else err
-    topk = _positive("topk", topk)
-    reader = FrameReader(capture, every=every, max_frames=max_frames, pace_fps=pace_fps, is_camera=is_camera)
-    stats = RollingStats(window)
-    failed = 0
-    label_width = min(max((len(label) for label in classifier.labels), default=5), 32)
-    header_done = False
-    stopped = None
-    try:
-        for frame in reader:
-            try:
-                prediction = classifier.predict(frame.image, topk=topk, input_format=frame.input_format)
-            except ITEM_ERRORS as error:
-                if debug:
-                    import traceback
+    def __init__(self, classifier, capture, *, name: str, every: int = 1, max_frames: int | None = None,
+                 topk: int = 5, pace_fps: float | None = None, is_camera: bool = False,
+                 window: int = DEFAULT_WINDOW):
+        self.classifier = classifier
+        self.capture = capture
+        self.name = name
+        self.topk = _positive("topk", topk)
+        self.reader = FrameReader(capture, every=every, max_frames=max_frames, pace_fps=pace_fps,
+                                  is_camera=is_camera)
+        self.stats = RollingStats(window)
+        self.failed = 0
+        self.stopped: str | None = None
 
-                    traceback.print_exc(file=err)
-                failed += 1
-                message = one_line(error)
-                if json_lines:
-                    print(json.dumps({"frame": frame.index, "error": message}), file=out, flush=True)
-                else:
-                    print(f"fixres-edge classify: error: {name} frame {frame.index}: {message}", file=err, flush=True)
-                continue
-            stats.add(time.perf_counter(), prediction.timings_ms["total"])
-            if json_lines:
-                print(json.dumps(_frame_record(frame, prediction, stats)), file=out, flush=True)
-                continue
-            if not header_done:
-                print(f"{'frame':>7}  {'label':<{label_width}}  {'prob':>6}  {'size':>4}  {'fps':>6}  "
-                      f"{'latency ms':>10}", file=out)
-                header_done = True
-            best = prediction.top[0]
-            print(f"{frame.index:>7}  {best.label[:label_width]:<{label_width}}  {best.prob:>6.4f}  "
-                  f"{prediction.size:>4}  {stats.fps:>6.1f}  {stats.latency_ms:>10.1f}", file=out, flush=True)
-        stopped = reader.stop_reason
-    except KeyboardInterrupt:
-        stopped = STOP_INTERRUPTED
-    finally:
-        capture.release()
-    summary = {"source": name, "stopped": stopped, "frames_read": reader.frames_read,
-               "frames_classified": stats.count, "frames_failed": failed, "every": reader.every,
-               **{k: v for k, v in stats.summary().items() if k != "frames"}}
-    if json_lines:
-        print(json.dumps({"summary": summary}), file=out, flush=True)
-    else:
-        lat = summary["latency_ms"]
-        print(f"{name}: {stopped}; {stats.count} of {reader.frames_read} frames classified in "
-              f"{summary['elapsed_s']:.2f} s ({summary['fps']:.1f} fps), latency mean {lat['mean']:.1f} ms, "
-              f"p90 {lat['p90']:.1f} ms" + (f", {failed} failed" if failed else ""), file=out, flush=True)
-    if stopped == STOP_CAMERA_FAILED:
-        detail = "delivered no frame" if reader.frames_read == 0 else f"stopped after {reader.frames_read} frames"
-        print(f"fixres-edge classify: error: {name} {detail}", file=err, flush=True)
-    if stopped == STOP_INTERRUPTED:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if failed or stopped == STOP_CAMERA_FAILED else EXIT_OK
+    def __iter__(self) -> Iterator[FrameResult]:
+        from fixres_edge.errors import ITEM_ERRORS, one_line
+
+        try:
+            for frame in self.reader:
+                try:
+                    prediction = self.classifier.predict(frame.image, topk=self.topk, input_format=frame.input_format)
+                except ITEM_ERRORS as error:
+                    self.failed += 1
+                    yield FrameResult(frame.index, frame.read_ms, error=one_line(error), exception=error,
+                                      fps=self.stats.fps, latency_ms=self.stats.latency_ms)
+                    continue
+                self.stats.add(time.perf_counter(), prediction.timings_ms["total"])
+                yield FrameResult(frame.index, frame.read_ms, prediction, fps=self.stats.fps,
+                                  latency_ms=self.stats.latency_ms)
+            self.stopped = self.reader.stop_reason
+        finally:
+            self.capture.release()
+
+    def __enter__(self) -> "StreamRun":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        self.capture.release()
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.stopped = STOP_INTERRUPTED
+            return True
+        return False
+
+    def summary(self) -> StreamSummary:
+        totals = self.stats.summary()
+        return StreamSummary(source=self.name, stopped=self.stopped, frames_read=self.reader.frames_read,
+                             frames_classified=self.stats.count, frames_failed=self.failed, every=self.reader.every,
+                             elapsed_s=totals["elapsed_s"], fps=totals["fps"], latency_ms=totals["latency_ms"])

@@ -150,6 +150,18 @@ def test_scan_is_sorted_and_reads_wnids(tmp_path):
                      ("plain.png", None, None)]
 
 
+@pytest.mark.aarch64
+def test_folders_list_the_image_extensions_classify_lists(tmp_path):
+    # One list of extensions for labeled folders and for `classify DIR` (GIF included: it decodes).
+    from fixres_edge.commands.classify import expand_paths
+
+    for name in ("n00000000_a.gif", "n00000000_b.webp", "n00000000_c.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    scanned = [p.name for p, _, _ in scan_folder(tmp_path)]
+    assert scanned == ["n00000000_a.gif", "n00000000_b.webp"]
+    assert [Path(p).name for p, _ in expand_paths([str(tmp_path)])] == scanned
+
+
 def test_folder_with_table_reader_protocol(tmp_path):
     root = make_folder(tmp_path / "d", per_class=2)
     folder = LabeledFolder(root, num_classes=3)

@@ -1,4 +1,5 @@
-"""Streams: ``fixres-edge classify --video FILE / --camera N`` and the pieces of ``fixres_edge.stream``.
+"""Streams: ``fixres-edge classify --video FILE / --camera N``, the pieces of ``fixres_edge.stream``
+(which return results and never print), and the command's printing of them.
 
 Videos are written in ``tmp_path`` with ``cv2.VideoWriter`` (MJPG in .avi, which every OpenCV
 build can write and read back); cameras are faked, so no hardware is needed.
@@ -21,9 +22,10 @@ cv2 = pytest.importorskip("cv2")
 from test_model_card import classes_model  # noqa: E402
 
 from fixres_edge.cli import main  # noqa: E402
+from fixres_edge.commands._stream_output import exit_code, print_stream  # noqa: E402
 from fixres_edge.stream import (  # noqa: E402
-    STOP_CAMERA_FAILED, STOP_END, STOP_INTERRUPTED, STOP_MAX_FRAMES, FrameReader, RollingStats, StreamSource,
-    open_capture, run_stream,
+    STOP_CAMERA_FAILED, STOP_END, STOP_INTERRUPTED, STOP_MAX_FRAMES, FrameReader, RollingStats, StreamRun,
+    StreamSource, StreamSummary, open_capture,
 )
 
 LABELS = [f"class {i}" for i in range(10)]
@@ -99,6 +101,11 @@ class FakeCapture:
 
     def release(self) -> None:
         self.released = True
+
+
+def run_stream(classifier, capture, *, json_lines: bool = False, **kwargs) -> int:
+    """The command's stream output over a fake capture: print every result, return the exit code."""
+    return print_stream(StreamRun(classifier, capture, **kwargs), json_lines=json_lines)
 
 
 def colored(n: int, shape=(24, 32, 3), seed: int = 1) -> list[np.ndarray]:
@@ -363,3 +370,65 @@ def test_sigint_to_the_process(tiny, tmp_path):
     frames, summary = split(json_lines(first + rest))
     assert summary["stopped"] == STOP_INTERRUPTED and summary["frames_classified"] == len(frames) < 60
     assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------
+# The library part returns results and prints nothing
+@pytest.mark.aarch64
+def test_stream_run_yields_results_and_a_summary_without_printing(tiny_classifier, capfd):
+    rng = np.random.default_rng(3)
+    good = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    bad = np.zeros((24, 32, 2), np.uint8)
+    capture = FakeCapture([good, bad, good])
+    with StreamRun(tiny_classifier, capture, name="cam", topk=2, window=2) as run:
+        results = list(run)
+    assert capfd.readouterr() == ("", "")
+    assert capture.released and [r.index for r in results] == [0, 1, 2]
+    assert [r.ok for r in results] == [True, False, True]
+    assert "shape (24, 32, 2)" in results[1].error and isinstance(results[1].exception, ValueError)
+    assert results[1].to_dict() == {"frame": 1, "error": results[1].error}
+    record = results[2].to_dict()
+    assert [t["index"] for t in record["top"]] == [t.index for t in tiny_classifier.predict(good, topk=2).top]
+    assert record["latency_ms"] == round(results[2].prediction.timings_ms["total"], 3)
+    summary = run.summary()
+    assert isinstance(summary, StreamSummary) and summary.failed
+    assert (summary.stopped, summary.frames_read, summary.frames_classified, summary.frames_failed) == (
+        STOP_END, 3, 2, 1)
+    assert list(summary.to_dict()) == ["source", "stopped", "frames_read", "frames_classified", "frames_failed",
+                                       "every", "elapsed_s", "fps", "latency_ms"]
+    assert exit_code(summary) == 1
+
+
+@pytest.mark.aarch64
+def test_ctrl_c_while_the_caller_handles_a_frame(tiny_classifier):
+    capture = FakeCapture(colored(6))
+    seen = []
+    with StreamRun(tiny_classifier, capture, name="camera 0", is_camera=True) as run:
+        for result in run:
+            seen.append(result.index)
+            if result.index == 2:
+                raise KeyboardInterrupt  # Ctrl-C outside the library's own code
+    summary = run.summary()
+    assert seen == [0, 1, 2] and capture.released
+    assert summary.stopped == STOP_INTERRUPTED and summary.frames_classified == 3 and exit_code(summary) == 130
+
+
+@pytest.mark.aarch64
+def test_other_exceptions_propagate_and_release_the_capture(tiny_classifier):
+    capture = FakeCapture(colored(4))
+    with pytest.raises(LookupError):
+        with StreamRun(tiny_classifier, capture, name="cam") as run:
+            for _ in run:
+                raise LookupError("a bug in the caller")
+    assert capture.released and run.summary().stopped is None
+
+
+@pytest.mark.aarch64
+def test_exit_codes():
+    def summary(stopped, failed=0):
+        return StreamSummary("cam", stopped, 5, 5 - failed, failed, 1, 1.0, 5.0, {})
+
+    assert exit_code(summary(STOP_END)) == exit_code(summary(STOP_MAX_FRAMES)) == 0
+    assert exit_code(summary(STOP_END, failed=1)) == 1
+    assert exit_code(summary(STOP_CAMERA_FAILED)) == 1
+    assert exit_code(summary(STOP_INTERRUPTED, failed=1)) == 130

@@ -63,15 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def scales_label(candidate) -> str:
-    return ", ".join(map(str, candidate.scales))
-
-
 def run(args: argparse.Namespace) -> int:
-    from fixres_edge.calibrate import (
-        Scores, calibrate, calibration_scales, format_table, plot_pareto,
-    )
-    from fixres_edge.evaluate import LabeledFolder, format_percent, progress_bar
+    from fixres_edge.calibrate import Scores, calibrate, calibration_scales, plot_pareto, report_text
+    from fixres_edge.errors import with_name
+    from fixres_edge.evaluate import LabeledFolder, progress_bar
     from fixres_edge.runtime import Classifier
 
     for flag, value in (("--threads", args.threads), ("--limit", args.limit), ("--repeats", args.repeats),
@@ -115,44 +110,15 @@ def run(args: argparse.Namespace) -> int:
         result.policy.save(args.out)
     if args.plot:
         plot_pareto(result.search, args.plot, title=f"{classifier.model.name}: FixRes scale policies "
-                                                    f"(n={result.scores.n}, {result.device.split(',')[-1].strip()})")
-    s = result.search
+                                                    f"(n={result.scores.n}, {classifier.threads or 'default'} "
+                                                    f"thread(s))")
     if args.json:
         data = result.to_dict()
         data["seconds"]["total"] = total_s
         data["policy_file"] = args.out
         print(json.dumps(data))
     else:
-        lat = ", ".join(f"{k} {v.cost:.2f}" for k, v in sorted(result.latency.items()))
-        print(f"model {classifier.model.name}, {result.scores.n} images, scales "
-              f"{', '.join(map(str, result.scores.scales))}")
-        print(f"latency (ms per scale run; medians of {args.repeats} interleaved rounds, paired against "
-              f"{result.search.train_scale}; {result.device}): {lat}")
-        print(f"budget {s.budget_ms:.2f} ms = {s.budget_ms / s.train_cost_ms:.2f}x {s.train_scale}; "
-              f"top-1 cross-validated ({s.cv}); {len(s.candidates)} candidates")
-        print()
-        rows = sorted(s.candidates, key=lambda c: c.cost_cv_ms) if args.all else s.pareto
-        if s.chosen not in rows:
-            rows = sorted([*rows, s.chosen], key=lambda c: c.cost_cv_ms)
-        print("\n".join(format_table(s, rows, result.scores.scales)))
-        print()
-        c = s.chosen
-        best = s.best_single
-        print(f"chosen   {c.label}" + (f", threshold {c.threshold:g}" if c.threshold is not None else "")
-              + f": top-1 {format_percent(c.top1_cv)} cross-validated ({format_percent(c.top1)} on all images), "
-              f"{c.cost_ms:.2f} ms = {c.cost_ms / s.train_cost_ms:.2f}x {s.train_scale}")
-        if s.selection_cv.get("top1") is not None:
-            print(f"         the whole choice redone on each half and scored on the other: top-1 "
-                  f"{format_percent(s.selection_cv['top1'])}")
-        print(f"best single {scales_label(best)}: top-1 {format_percent(best.top1)}, "
-              f"{best.cost_ms / s.train_cost_ms:.2f}x")
-        timing = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-        print(f"time     {total_s:.1f} s ({timing})")
-        if args.out:
-            print(f"policy   written to {args.out}")
-        else:
-            print("policy   not written (use --out FILE)")
+        print(report_text(result, show_all=args.all, total_s=total_s, policy_path=args.out))
     for name, message in result.errors:
-        text = message if name in message else f"{name}: {message}"
-        print(f"fixres-edge calibrate: error: {text}", file=sys.stderr)
+        print(f"fixres-edge calibrate: error: {with_name(name, message)}", file=sys.stderr)
     return 1 if result.errors else 0

@@ -12,7 +12,7 @@ from pathlib import Path
 NAME = "classify"
 HELP = "classify image files, directories, or globs (default: a demo photo), or a camera or video stream"
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+from fixres_edge.constants import IMAGE_EXTENSIONS  # noqa: E402
 DEMO_PHOTO = "grace_hopper.jpg"
 _GLOB_CHARS = set("*?[")
 
@@ -151,7 +151,7 @@ def _error_text(path: str, message: str) -> str:
 
 def _item_error(path: str, error: BaseException) -> str:
     """One line naming the file and the reason."""
-    from fixres_edge.runtime import one_line
+    from fixres_edge.errors import one_line
 
     if isinstance(error, OSError) and error.strerror:
         # "[Errno 13] Permission denied: 'x.jpg'" -> "x.jpg: permission denied"
@@ -208,7 +208,8 @@ class _quiet_opencv:
 
 def run_stream(args: argparse.Namespace, classifier) -> int:
     """``--camera N`` / ``--video FILE``: see :mod:`fixres_edge.stream`."""
-    from fixres_edge.stream import StreamSource, open_capture, run_stream as run_frames
+    from fixres_edge.commands._stream_output import print_stream
+    from fixres_edge.stream import StreamRun, StreamSource, open_capture
 
     source = StreamSource.camera(args.camera) if args.camera is not None else StreamSource.video(args.video)
     capture = open_capture(source)
@@ -218,9 +219,9 @@ def run_stream(args: argparse.Namespace, classifier) -> int:
 
         fps = capture.get(cv2.CAP_PROP_FPS)
         pace = fps if fps and 0 < fps < 1000 else None
-    return run_frames(classifier, capture, name=source.name, every=args.every or 1, max_frames=args.max_frames,
-                      topk=args.topk, json_lines=args.json, pace_fps=pace, is_camera=source.is_camera,
-                      debug=bool(getattr(args, "debug", False)))
+    run = StreamRun(classifier, capture, name=source.name, every=args.every or 1, max_frames=args.max_frames,
+                    topk=args.topk, pace_fps=pace, is_camera=source.is_camera)
+    return print_stream(run, json_lines=args.json, debug=bool(getattr(args, "debug", False)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -247,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _classify_files(args: argparse.Namespace, classifier, items: list[tuple[str, str | None]], debug: bool) -> int:
-    from fixres_edge.runtime import ITEM_ERRORS
+    from fixres_edge.errors import ITEM_ERRORS
 
     out = sys.stdout
     # The demo photo lives deep in site-packages: show its name only.
