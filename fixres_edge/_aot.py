@@ -105,7 +105,8 @@ _lock = threading.Lock()
 
 
 def _notice(message: str) -> None:
-    print(f"fixres_edge: {message}; using the JIT (run `fixres-edge warmup` to rebuild)", file=sys.stderr)
+    """The one line on stderr when the module exists but cannot be used (a warning would take two)."""
+    sys.stderr.write(f"fixres_edge: {message}; using the JIT (run `fixres-edge warmup` to rebuild)\n")
 
 
 def _check(directory: Path) -> tuple[dict | None, str | None]:
@@ -220,7 +221,7 @@ def _object_code(cfuncs: dict) -> tuple[bytes, dict[str, str], str]:
     return machine.emit_object(merged), symbols, cpu
 
 
-def build(directory: Path | None = None, verbose: bool = False) -> Path:
+def build(directory: Path | None = None) -> Path:
     """Compile every kernel entry for this CPU into ``kernels.so`` (and its manifest); returns its path.
 
     Needs numba, llvmlite and a C compiler (only here, never to load). The previous module is
@@ -288,7 +289,5 @@ def build(directory: Path | None = None, verbose: bool = False) -> Path:
         # digest does not match the old manifest (ignored with a notice), never a wrong kernel.
         os.replace(tmp / LIBRARY, where / LIBRARY)
         os.replace(tmp / MANIFEST, where / MANIFEST)
-    if verbose:
-        print(f"ahead-of-time kernels: {where / LIBRARY} ({cpu}, compiled in {compiled_s:.1f} s)")
     forget()
     return where / LIBRARY

@@ -481,7 +481,7 @@ class Preprocessor:
         c0, c1, c2 = INTERLEAVED_FORMATS[fmt][1]
         scratch = self.workspace("rows", launch.interleaved_scratch_floats(plan.x.hi - plan.x.lo, channels, g.out_w),
                                  np.float32)
-        fields = dict(self.output_fields(g.out_h, g.out_w), base=base, row_stride=row_stride,
+        fields = dict(self.output_fields(g.out_h, g.out_w), source_offset=base, row_stride=row_stride,
                       pixel_stride=pixel_stride, channel_stride=channel_stride, channels=channels, c0=c0, c1=c1,
                       c2=c2, taps_y=plan.y.taps, taps_x=plan.x.taps, x_lo=plan.x.lo, x_hi=plan.x.hi,
                       y_start=plan.y.start, y_weights=plan.y.weights, x_start=plan.x.start,

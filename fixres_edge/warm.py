@@ -6,50 +6,63 @@ device (compiled code is only valid for the CPU that made it), e.g. in a deploym
 """
 from __future__ import annotations
 
-import sys
 import time
+from dataclasses import dataclass, field
 
 
-def warmup(aot: bool = True, verbose: bool = False) -> dict[str, float]:
+@dataclass(frozen=True)
+class Warmup:
+    """What :func:`warmup` did.
+
+    Attributes
+    ----------
+    seconds : dict
+        Seconds per step: ``"aot"`` (the ahead-of-time module) or ``"jit <kernel>"`` per kernel.
+    backend : str
+        The kernels later calls in this process run (``fixres_edge._jit.kernel_backend``).
+    aot_error : str or None
+        Why the ahead-of-time module could not be built (one line), when it was asked for.
+    """
+
+    seconds: dict = field(default_factory=dict)
+    backend: str = ""
+    aot_error: str | None = None
+
+
+def warmup(aot: bool = True) -> Warmup:
     """Compile every kernel for this CPU.
 
     Parameters
     ----------
     aot : bool, default True
         Build the ahead-of-time module (``fixres_edge._aot``), which later processes load without
-        importing numba. When it cannot be built (no C compiler, ...) the reason is printed on
-        stderr and the JIT cache is filled instead. False: fill only the JIT cache.
-    verbose : bool
-        Print one line per step.
+        importing numba. When it cannot be built (no C compiler, ...) the JIT cache is filled
+        instead and ``aot_error`` says why. False: fill only the JIT cache.
 
     Returns
     -------
-    dict
-        Seconds spent per step: ``"aot"`` or ``"jit <kernel>"`` entries.
+    Warmup
     """
     from fixres_edge import _aot, _jit
 
-    spent: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    error = None
     if aot and not _jit.jit_disabled():
         start = time.perf_counter()
         try:
-            path = _aot.build()
-        except _aot.BuildError as error:
-            print(f"fixres_edge: {error}", file=sys.stderr)
+            _aot.build()
+        except _aot.BuildError as failure:
+            error = str(failure)
         else:
-            spent["aot"] = time.perf_counter() - start
+            seconds["aot"] = time.perf_counter() - start
             _jit.reset_kernels()
-            if verbose:
-                print(f"{'ahead-of-time module':28s} {spent['aot']:8.1f} s  {path}")
-            return spent
+            return Warmup(seconds, _jit.kernel_backend())
     for name, declared in _jit.entries().items():
         start = time.perf_counter()
         if not _jit.jit_disabled():
             declared.cfunc()
-        spent[f"jit {name}"] = time.perf_counter() - start
-        if verbose:
-            print(f"{'jit ' + name:28s} {spent[f'jit {name}']:8.1f} s")
-    return spent
+        seconds[f"jit {name}"] = time.perf_counter() - start
+    return Warmup(seconds, _jit.kernel_backend(), error)
 
 
-__all__ = ["warmup"]
+__all__ = ["Warmup", "warmup"]

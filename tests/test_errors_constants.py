@@ -69,8 +69,8 @@ def test_shared_names_have_one_home():
 
 
 # Modules that still print while they are being moved out of the library (see the issue on
-# shipping only the product): the JIT warm-up report and the benchmark README plumbing.
-_STILL_PRINTING = {"warm.py", "benchmark.py"}
+# shipping only the product): the benchmark README plumbing.
+_STILL_PRINTING = {"benchmark.py"}
 
 
 @pytest.mark.aarch64

@@ -1,6 +1,7 @@
 """``fixres-edge warmup``: compile the kernels for this device, once (ahead of time when it can)."""
 from __future__ import annotations
 
+import sys
 import time
 
 NAME = "warmup"
@@ -14,11 +15,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from fixres_edge._jit import jit_cache_dir, kernel_backend
+    from fixres_edge._jit import jit_cache_dir
     from fixres_edge.warm import warmup
 
     start = time.perf_counter()
-    warmup(aot=not args.jit_only, verbose=not args.quiet)
-    total = time.perf_counter() - start
-    print(f"kernels ready in {total:.1f} s: {kernel_backend()}; JIT cache: {jit_cache_dir()}")
+    done = warmup(aot=not args.jit_only)
+    if done.aot_error:
+        print(f"fixres-edge warmup: {done.aot_error}", file=sys.stderr)
+    if not args.quiet:
+        for step, seconds in done.seconds.items():
+            print(f"{step:28s} {seconds:8.1f} s")
+    print(f"kernels ready in {time.perf_counter() - start:.1f} s: {done.backend}; JIT cache: {jit_cache_dir()}")
     return 0

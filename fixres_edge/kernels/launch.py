@@ -71,11 +71,11 @@ class OutputSpec:
 class InterleavedLaunch(OutputSpec):
     """``kernels.resample.interleaved``: 8-bit interleaved pixels (BGR, RGB, BGRA, RGBA, GRAY).
 
-    Source pixel ``(row, col, ch)`` is byte ``base + row * row_stride + col * pixel_stride +
+    Source pixel ``(row, col, ch)`` is byte ``source_offset + row * row_stride + col * pixel_stride +
     ch * channel_stride`` of the source; ``c0, c1, c2`` are the source channels of R, G, B.
     """
 
-    base: int
+    source_offset: int
     row_stride: int
     pixel_stride: int
     channel_stride: int

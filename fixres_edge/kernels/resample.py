@@ -56,7 +56,7 @@ def _interleaved(address):
     x_weights = carray(pointer(r.x_weights, np.float32), (out_w, r.taps_x))
     scratch = carray(pointer(r.scratch, np.float32), (r.scratch_len,))
     planar = carray(pointer(r.out, np.float32), (3, out_h, out_w))  # read only when r.direct
-    base = r.base
+    base = r.source_offset
     row_stride = r.row_stride
     x_lo = r.x_lo
     taps_y = r.taps_y
@@ -150,7 +150,7 @@ def _pillow_order(address):
             resampled = slots[slot * width3:(slot + 1) * width3]
             if ids[slot] != source_row:
                 # One source row, as float, then the horizontal taps into three planar rows.
-                first = r.base + source_row * r.row_stride
+                first = r.source_offset + source_row * r.row_stride
                 if contiguous_pixels:
                     src = flat[first + x_lo * channels:first + x_lo * channels + span]
                     for i in range(span):
