@@ -244,8 +244,20 @@ def first_frame(env: Mapping[str, str] | None = None, timeout: float = 600.0) ->
     run = measure(first_frame_command(), env=env, timeout=timeout).check("import + first frame")
     inner = json.loads(run.stdout.strip().splitlines()[-1])
     return {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in inner.items()},
-            "process_s": round(run.wall_s, 4),
-            "peak_rss_mb": _mb(run.peak_rss_mb)}
+            "process_s": round(run.wall_s, 4), "peak_rss_mb": _mb(run.peak_rss_mb)}
+
+
+def first_frames(runs: int = 3, env: Mapping[str, str] | None = None) -> dict:
+    """:func:`first_frame` ``runs`` times (after one discarded run that fills the caches); the
+    median of every number, the kernel path of the last run, and ``n``."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"runs must be an int >= 1, got {runs!r}")
+    first_frame(env=env)
+    measured = [first_frame(env=env) for _ in range(runs)]
+    out = {key: (round(statistics.median(r[key] for r in measured), 4)
+                 if isinstance(value, float) and not isinstance(value, bool) else value)
+           for key, value in measured[-1].items()}
+    return {**out, "n": runs}
 
 
 def first_run_after_install(photo: str | os.PathLike, threads: int = 1, timeout: float = 900.0) -> dict:
@@ -254,17 +266,21 @@ def first_run_after_install(photo: str | os.PathLike, threads: int = 1, timeout:
     out = {}
     with tempfile.TemporaryDirectory(prefix="fixres_edge-empty-cache-") as empty:
         run = measure(classify_command(photo, threads), env=empty_cache_env(empty), timeout=timeout).check("classify")
-        out["classify"] = {"wall_s": round(run.wall_s, 4),
-                           "peak_rss_mb": _mb(run.peak_rss_mb)}
+        out["classify"] = {"wall_s": round(run.wall_s, 4), "peak_rss_mb": _mb(run.peak_rss_mb)}
     with tempfile.TemporaryDirectory(prefix="fixres_edge-empty-cache-") as empty:
         out["first_frame"] = first_frame(env=empty_cache_env(empty), timeout=timeout)
     return out
 
 
-def deployed(photo: str | os.PathLike, runs: int = 7, warmup: int = 1, threads: int = 1) -> dict:
-    """``fixres-edge classify PHOTO --threads N`` against the baseline script, alternating
-    (:func:`alternate`), then one import + first frame process; a JSON-ready dict."""
-    commands = {"fixres_edge": classify_command(photo, threads), "baseline": baseline_command(photo, threads)}
+def deployed(photo: str | os.PathLike, runs: int = 7, warmup: int = 1, threads: int = 1,
+             baseline: Sequence[str] | None = None) -> dict:
+    """``fixres-edge classify PHOTO --threads N`` against the baseline, alternating
+    (:func:`alternate`); a JSON-ready dict.
+
+    ``baseline`` is the baseline's command (default: :func:`baseline_command`).
+    """
+    commands = {"fixres_edge": classify_command(photo, threads),
+                "baseline": list(baseline) if baseline is not None else baseline_command(photo, threads)}
     measured = alternate(commands, runs=runs, warmup=warmup)
     summary = {name: summarize(values) for name, values in measured.items()}
     launcher = [r.launcher_rss_mb for values in measured.values() for r in values if r.launcher_rss_mb is not None]
@@ -279,7 +295,6 @@ def deployed(photo: str | os.PathLike, runs: int = 7, warmup: int = 1, threads: 
         "samples": {name: [{"wall_s": round(r.wall_s, 4), "peak_rss_mb": _mb(r.peak_rss_mb)} for r in values]
                     for name, values in measured.items()},
         "launcher_rss_mb": round(max(launcher), 1) if launcher else None,
-        "first_frame": first_frame(),
     }
 
 
@@ -289,7 +304,7 @@ def _shown(argv: Sequence[str]) -> str:
     for i, arg in enumerate(argv):
         if i and argv[i - 1] == "-c":
             parts.append("<baseline script>" if arg is BASELINE_SCRIPT else "<script>")
-        elif i == 0 or os.sep in arg:
+        elif os.sep in arg:
             parts.append(Path(arg).name)
         else:
             parts.append(arg)
