@@ -11,7 +11,6 @@ onnxruntime is imported only inside :func:`load_model`, so importing this module
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import json
 import math
 import os
@@ -218,7 +217,7 @@ class ModelCard:
 
 # ---------------------------------------------------------------------- files
 def bundled_model_path(name: str | None = BUNDLED_MODEL, int8: bool = False) -> Path:
-    """Path of a bundled ONNX model (installed as package data of ``fixres_edge.models``).
+    """Path of a bundled ONNX model (installed as the data-only package ``fixres_edge.models``).
 
     Works after ``pip install .`` and ``pip install -e .``.
 
@@ -229,13 +228,16 @@ def bundled_model_path(name: str | None = BUNDLED_MODEL, int8: bool = False) -> 
     """
     name = name or BUNDLED_MODEL
     filename = f"{name}_int8.onnx" if int8 else f"{name}.onnx"
+    import importlib.resources
+
     try:
-        folder = Path(str(importlib.resources.files("fixres_edge.models")))
+        # fixres_edge.models is data only (no __init__.py): a namespace package, whose files()
+        # is a MultiplexedPath; joinpath gives a real path in every Python >= 3.10.
+        path = Path(str(importlib.resources.files("fixres_edge.models").joinpath(filename)))
     except ModuleNotFoundError:
         # A source checkout on sys.path (not installed): pyproject maps models/ to
         # fixres_edge.models only at install time.
-        folder = Path(__file__).resolve().parents[1] / "models"
-    path = folder / filename
+        path = Path(__file__).resolve().parents[1] / "models" / filename
     if not path.is_file():
         raise FileNotFoundError(f"bundled model {filename} is not installed (looked in {path.parent})")
     return path
