@@ -83,15 +83,14 @@ def markdown(report: dict) -> str:
              f"{d['runs']} alternating runs each after {d['warmup_runs']} warm runs; median (min-max). Kernel path: {ff['kernel_backend'] or 'not reported'}"
              f" (numba imported: {'yes' if ff['numba_imported'] else 'no'}). {report['machine']}, {report['date']}."
              + (f" {report['note']}" if report.get("note") else ""), ""]
-    rows = [[f"`{d['commands'][name]}`", _range(p[name]["wall_s"], ".3f"), _range(p[name]["peak_rss_mb"], ".0f")]
-            for name in ("baseline", "fixres_edge")]
-    rows.append(["fixres_edge / baseline", f"{r['wall_s']:.2f}x" if r["wall_s"] else "-",
-                 f"{r['peak_rss_mb']:.2f}x" if r["peak_rss_mb"] else "-"])
-    lines.append(markdown_table(["process", "wall s", "peak RSS MB"], rows))
+    rows = [[f"`{d['commands'][name]}`", _range(p[name]["wall_s"], ".3f"), _range(p[name]["cpu_s"], ".3f"),
+             _range(p[name]["peak_rss_mb"], ".0f")] for name in ("baseline", "fixres_edge")]
+    rows.append(["fixres_edge / baseline"] + [f"{r[k]:.2f}x" if r[k] else "-" for k in ("wall_s", "cpu_s", "peak_rss_mb")])
+    lines.append(markdown_table(["process", "wall s", "CPU s (user + sys)", "peak RSS MB"], rows))
     lines += ["", f"Import + first preprocessed 500x375 frame in a fresh process (median of {ff['n']}): "
                   f"{ff['import_and_first_frame_s']:.3f} s inside (import {ff['import_s']:.3f} s, first frame "
-                  f"{ff['first_frame_s']:.3f} s), {ff['process_s']:.3f} s and {ff['peak_rss_mb']:.0f} MB "
-                  "as a whole process."]
+                  f"{ff['first_frame_s']:.3f} s), {ff['process_s']:.3f} s (CPU {ff['process_cpu_s']:.3f} s) and "
+                  f"{ff['peak_rss_mb']:.0f} MB as a whole process."]
     if "empty_cache" in report:
         e = report["empty_cache"]
         lines += ["", f"First run after install (every kernel cache empty): `classify` {e['classify']['wall_s']:.2f} s, "

@@ -94,13 +94,14 @@ try:
 except subprocess.TimeoutExpired as stop:
     code, out, err = -1, "", f"timed out after {timeout:g} s"
 wall = time.perf_counter() - t0
-peak = own = None
+peak = own = cpu = None
 if resource is not None:
     # ru_maxrss is KiB on Linux, bytes on macOS.
     unit = 1 << 20 if sys.platform == "darwin" else 1 << 10
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / unit
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak, cpu = child.ru_maxrss / unit, child.ru_utime + child.ru_stime
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / unit
-json.dump({"returncode": code, "wall_s": wall, "peak_rss_mb": peak, "launcher_rss_mb": own,
+json.dump({"returncode": code, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak, "launcher_rss_mb": own,
            "stdout": out, "stderr": err}, sys.stdout)
 """
 
@@ -109,11 +110,13 @@ json.dump({"returncode": code, "wall_s": wall, "peak_rss_mb": peak, "launcher_rs
 class ProcessRun:
     """One measured process.
 
-    ``peak_rss_mb`` is None where the OS has no ``getrusage`` (Windows).
+    ``cpu_s`` is user + system CPU time (steadier than wall time on a loaded machine, but blind to
+    waiting); it and ``peak_rss_mb`` are None where the OS has no ``getrusage`` (Windows).
     """
 
     returncode: int
     wall_s: float
+    cpu_s: float | None
     peak_rss_mb: float | None
     launcher_rss_mb: float | None
     stdout: str
@@ -216,8 +219,9 @@ def alternate(commands: Mapping[str, Sequence[str]], runs: int, warmup: int = 1,
 
 
 def summarize(runs: Sequence[ProcessRun]) -> dict:
-    """Median, min and max of wall (s) and peak RSS (MB) over runs, and their count."""
+    """Median, min and max of wall and CPU time (s) and peak RSS (MB) over runs, and their count."""
     walls = [r.wall_s for r in runs]
+    cpu = [r.cpu_s for r in runs if r.cpu_s is not None]
     rss = [r.peak_rss_mb for r in runs if r.peak_rss_mb is not None]
 
     def stats(values: list[float], digits: int) -> dict | None:
@@ -226,13 +230,13 @@ def summarize(runs: Sequence[ProcessRun]) -> dict:
         return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
                 "max": round(max(values), digits)}
 
-    return {"n": len(runs), "wall_s": stats(walls, 4), "peak_rss_mb": stats(rss, 1)}
+    return {"n": len(runs), "wall_s": stats(walls, 4), "cpu_s": stats(cpu, 4), "peak_rss_mb": stats(rss, 1)}
 
 
 def ratios(summary: Mapping[str, dict], numerator: str, denominator: str) -> dict:
-    """``numerator / denominator`` of the median wall and median peak RSS."""
+    """``numerator / denominator`` of the median wall time, CPU time and peak RSS."""
     out = {}
-    for key in ("wall_s", "peak_rss_mb"):
+    for key in ("wall_s", "cpu_s", "peak_rss_mb"):
         a, b = summary[numerator][key], summary[denominator][key]
         out[key] = round(a["median"] / b["median"], 4) if a and b and b["median"] else None
     return out
@@ -244,7 +248,7 @@ def first_frame(env: Mapping[str, str] | None = None, timeout: float = 600.0) ->
     run = measure(first_frame_command(), env=env, timeout=timeout).check("import + first frame")
     inner = json.loads(run.stdout.strip().splitlines()[-1])
     return {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in inner.items()},
-            "process_s": round(run.wall_s, 4), "peak_rss_mb": _mb(run.peak_rss_mb)}
+            "process_s": round(run.wall_s, 4), "process_cpu_s": _s(run.cpu_s), "peak_rss_mb": _mb(run.peak_rss_mb)}
 
 
 def first_frames(runs: int = 3, env: Mapping[str, str] | None = None) -> dict:
@@ -266,7 +270,7 @@ def first_run_after_install(photo: str | os.PathLike, threads: int = 1, timeout:
     out = {}
     with tempfile.TemporaryDirectory(prefix="fixres_edge-empty-cache-") as empty:
         run = measure(classify_command(photo, threads), env=empty_cache_env(empty), timeout=timeout).check("classify")
-        out["classify"] = {"wall_s": round(run.wall_s, 4), "peak_rss_mb": _mb(run.peak_rss_mb)}
+        out["classify"] = {"wall_s": round(run.wall_s, 4), "cpu_s": _s(run.cpu_s), "peak_rss_mb": _mb(run.peak_rss_mb)}
     with tempfile.TemporaryDirectory(prefix="fixres_edge-empty-cache-") as empty:
         out["first_frame"] = first_frame(env=empty_cache_env(empty), timeout=timeout)
     return out
@@ -292,7 +296,8 @@ def deployed(photo: str | os.PathLike, runs: int = 7, warmup: int = 1, threads: 
         "commands": {name: _shown(argv) for name, argv in commands.items()},
         "processes": summary,
         "ratio_fixres_to_baseline": ratios(summary, "fixres_edge", "baseline"),
-        "samples": {name: [{"wall_s": round(r.wall_s, 4), "peak_rss_mb": _mb(r.peak_rss_mb)} for r in values]
+        "samples": {name: [{"wall_s": round(r.wall_s, 4), "cpu_s": _s(r.cpu_s), "peak_rss_mb": _mb(r.peak_rss_mb)}
+                             for r in values]
                     for name, values in measured.items()},
         "launcher_rss_mb": round(max(launcher), 1) if launcher else None,
     }
@@ -314,3 +319,7 @@ def _shown(argv: Sequence[str]) -> str:
 
 def _mb(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _s(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
