@@ -11,8 +11,8 @@ command, times it with ``time.perf_counter`` from before the spawn to after the 
 its peak RSS from ``getrusage(RUSAGE_CHILDREN).ru_maxrss``. The launcher sits in between
 because Linux carries the spawning process's own peak RSS into the child's ``ru_maxrss`` across
 ``vfork`` + ``exec``: measured from a big process (``fixres-edge bench`` with models loaded)
-every child would look as big as its parent. The launcher's own peak (about 10 MB) is the
-floor below which nothing can be measured; it is reported as ``launcher_rss_mb``.
+every child would look as big as its parent. The launcher's own peak (``VmHWM`` on Linux, about
+10 MB) is the floor below which nothing can be measured; it is reported as ``launcher_rss_mb``.
 
 Nothing here imports numpy, numba, OpenCV or ONNX Runtime: the measuring process stays small.
 """
@@ -101,6 +101,13 @@ if resource is not None:
     child = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak, cpu = child.ru_maxrss / unit, child.ru_utime + child.ru_stime
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / unit
+try:
+    # The floor a child's ru_maxrss cannot go below is this process's own peak, VmHWM on Linux:
+    # its ru_maxrss holds the peak of whoever started it.
+    with open("/proc/self/status") as status:
+        own = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration, ValueError):
+    pass
 json.dump({"returncode": code, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak, "launcher_rss_mb": own,
            "stdout": out, "stderr": err}, sys.stdout)
 """
