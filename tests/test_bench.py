@@ -215,9 +215,10 @@ def tiny_bench(tmp_path_factory):
     return d, model, images
 
 
-def _bench_argv(model, images, *extra):
+def _bench_argv(model, images, *extra, skip=()):
+    # One --skip: a second one would replace the first (argparse's nargs="+").
     return ["bench", *images, "--model", str(model), "--sizes", "32", "--threads", "1", "--repeat", "3",
-            "--warmup", "1", "--quick", "--skip", "rss", "cold-start", "deployed", *extra]
+            "--warmup", "1", "--quick", "--skip", "rss", "cold-start", "deployed", *skip, *extra]
 
 
 def test_bench_quick_json(tiny_bench, capsys):
@@ -258,10 +259,11 @@ def test_bench_table_output(tiny_bench, capsys):
     from fixres_edge.cli import main
 
     _, model, images = tiny_bench
-    assert main(_bench_argv(model, images[:1], "--skip", "baselines")) == 0
+    assert main(_bench_argv(model, images[:1], skip=["baselines"])) == 0
     text = capsys.readouterr().out
     assert "pipeline" in text and "frame0.jpg 64x48" in text and "timing overhead" in text
     assert "preprocess alone" not in text  # baselines skipped
+    assert "start-up" not in text and "deployed" not in text and "classify` process" not in text
 
 
 @pytest.mark.slow
@@ -336,3 +338,29 @@ def test_compare_rejects_unknown_kind(tmp_path, capsys):
     bad.write_text(json.dumps({"kind": "nope"}))
     assert compare.main([str(bad)]) == 1
     assert "unknown report kind" in capsys.readouterr().err
+
+
+@pytest.mark.aarch64
+def test_compare_process_reports(tmp_path, capsys):
+    compare = _load_bench("compare")
+
+    def report(cpu: str, classify_s: float) -> dict:
+        stats = lambda v: {"median": v, "min": v, "max": v}  # noqa: E731
+        processes = {"fixres_edge": {"n": 7, "wall_s": stats(classify_s), "cpu_s": stats(classify_s),
+                                     "peak_rss_mb": stats(130.0)},
+                     "baseline": {"n": 7, "wall_s": stats(0.2), "cpu_s": stats(0.2), "peak_rss_mb": stats(120.0)}}
+        return {"kind": "process", "date": "2026-12-01 00:00:00", "environment": {"cpu": cpu, "cores_available": 4},
+                "deployed": {"processes": processes,
+                             "ratio_fixres_to_baseline": {"wall_s": classify_s / 0.2, "cpu_s": classify_s / 0.2,
+                                                          "peak_rss_mb": 130 / 120}},
+                "first_frame": {"import_and_first_frame_s": 0.05, "process_s": 0.2}}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(report("Desktop", 0.22)))
+    b.write_text(json.dumps(report("Cortex-A76", 0.44)))
+    assert compare.main([str(a), str(b)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| process | Desktop")
+    wall = next(line for line in lines if "classify: wall median" in line)
+    assert wall.endswith("| 0.220 | 0.440 (2.00x) |")
+    assert any("classify / baseline script: peak RSS" in line for line in lines)
