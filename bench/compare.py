@@ -3,7 +3,7 @@
     python bench/compare.py bench/results/x86_64-*.json pi5.json pi4.json
 
 Reports of the same kind (``fixres-edge bench --out``, ``bench/preprocess.py``,
-``bench/frames.py``) become one table: a row per measurement, a column per report (machine and
+``bench/frames.py``, ``bench/process.py``) become one table: a row per measurement, a column per report (machine and
 date), each cell the value and, after the first column, its ratio to the first column's value.
 Thread settings are shown as ``1`` and ``all`` (all cores of that machine), so a 2-core and a
 4-core board line up. Reports of different kinds give one table per kind.
@@ -45,6 +45,34 @@ def _bench_rows(report: dict) -> dict[str, tuple[float, str]]:
     if cs:
         rows["start-up, warm JIT cache (process)"] = (cs["warm"]["process_s"], "s")
         rows["start-up, empty JIT cache (process)"] = (cs["cold"]["process_s"], "s")
+    if "deployed" in report:
+        rows.update(_deployed_rows(report["deployed"]))
+    return rows
+
+
+def _deployed_rows(d: dict) -> dict[str, tuple[float, str]]:
+    """One photo per process: classify and the baseline script (``fixres_edge.footprint.deployed``)."""
+    rows: dict[str, tuple[float, str]] = {}
+    for name, label in (("fixres_edge", "classify"), ("baseline", "baseline script")):
+        p = d["processes"][name]
+        for key, what, unit in (("wall_s", "wall", "s"), ("cpu_s", "CPU", "s"), ("peak_rss_mb", "peak RSS", "MB")):
+            if p.get(key):
+                rows[f"one photo per process, {label}: {what} median"] = (p[key]["median"], unit)
+    for key, what in (("wall_s", "wall"), ("cpu_s", "CPU"), ("peak_rss_mb", "peak RSS")):
+        if d["ratio_fixres_to_baseline"].get(key):
+            rows[f"one photo per process, classify / baseline script: {what}"] = (d["ratio_fixres_to_baseline"][key], "x")
+    return rows
+
+
+def _process_rows(report: dict) -> dict[str, tuple[float, str]]:
+    rows = _deployed_rows(report["deployed"])
+    ff = report.get("first_frame")
+    if ff:
+        rows["import + first frame (inside the process)"] = (ff["import_and_first_frame_s"], "s")
+        rows["import + first frame (whole process)"] = (ff["process_s"], "s")
+    e = report.get("empty_cache")
+    if e:
+        rows["first classify after install (empty caches)"] = (e["classify"]["wall_s"], "s")
     return rows
 
 
@@ -89,7 +117,7 @@ def _frames_rows(report: dict) -> dict[str, tuple[float, str]]:
     return rows
 
 
-ROWS = {"bench": _bench_rows, "preprocess": _preprocess_rows, "frames": _frames_rows}
+ROWS = {"bench": _bench_rows, "preprocess": _preprocess_rows, "frames": _frames_rows, "process": _process_rows}
 
 
 _fmt = format_ms

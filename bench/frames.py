@@ -28,6 +28,7 @@ import numpy as np
 
 from fixres_edge import benchmark as bm
 from fixres_edge.preprocess import Preprocessor
+from report import finish_script_report, markdown_table, target, target_rows
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample-dev"
@@ -222,14 +223,14 @@ def markdown(report: dict) -> str:
         j = report["jpeg"]
         rows = [[k, f"{v['p50_ms']:.1f}", f"{v['p90_ms']:.1f}"] for k, v in j["stats"].items()]
         lines += ["", f"{j['size'][1]}x{j['size'][0]} JPEG ({j['bytes'] / 1e6:.1f} MB, decoded at 1/{j['reduction']}) "
-                  "to a normalized tensor, ms:", "", bm.markdown_table(["pipeline", "p50", "p90"], rows)]
+                  "to a normalized tensor, ms:", "", markdown_table(["pipeline", "p50", "p90"], rows)]
     if "nv12" in report:
         c = report["nv12"]["cost"]
         rows = [[k, f"{v['p50_us']['bgr']:.0f}", f"{v['p50_us']['nv12']:.0f}", f"{v['p50_us']['cvtColor + bgr']:.0f}",
                  f"{v['nv12_vs_bgr']['paired_ratio_median']:.2f}x",
                  f"{v['nv12_vs_cvtcolor_then_bgr']['paired_ratio_median']:.2f}x"] for k, v in c.items()]
         lines += ["", "NV12 camera frames (us, p50):", "",
-                  bm.markdown_table(["frame", "BGR", "NV12 fused", "cvtColor + BGR", "NV12 / BGR",
+                  markdown_table(["frame", "BGR", "NV12 fused", "cvtColor + BGR", "NV12 / BGR",
                                      "NV12 / (cvtColor + BGR)"], rows)]
     if "rss" in report:
         r = report["rss"]
@@ -243,10 +244,8 @@ def markdown(report: dict) -> str:
                   f"full decode {t['top1_full']:.1f} %; {t['reduced_photos']} photos are decoded reduced, "
                   f"{t['changed']} predictions change ({t['changed_with_reduction_1']} of them at full size), "
                   f"{t['only_reduced_right']} only right when reduced, {t['only_full_right']} only right at full size."]
-    rows = [[t["name"], "-" if t["value"] is None else f"{t['value']:g} {t['unit']}".strip(),
-             f"<= {t['limit']:g} {t['unit']}".strip(), {True: "met", False: "MISSED", None: "n/a"}[t["met"]]]
-            for t in report["targets"]]
-    lines += ["", bm.markdown_table(["target", "measured", "limit", ""], rows)]
+    rows = target_rows(report["targets"])
+    lines += ["", markdown_table(["target", "measured", "limit", ""], rows)]
     return "\n".join(lines)
 
 
@@ -264,25 +263,25 @@ def main(argv=None) -> int:
     targets = []
     if "jpeg" in args.parts:
         report["jpeg"] = bench_jpeg(args, big)
-        targets.append(bm.target("4056x3040 JPEG: reduced decode + fused / full imdecode + INTER_AREA (paired)",
+        targets.append(target("4056x3040 JPEG: reduced decode + fused / full imdecode + INTER_AREA (paired)",
                                  report["jpeg"]["ratio_vs_area"]["paired_ratio_median"], TARGETS["jpeg_ratio"], "x"))
     if "rss" in args.parts:
         report["rss"] = bench_rss(args, big, small)
-        targets.append(bm.target("classify peak RSS, 4056x3040 minus 500x375", report["rss"]["big_minus_small_mb"],
+        targets.append(target("classify peak RSS, 4056x3040 minus 500x375", report["rss"]["big_minus_small_mb"],
                                  TARGETS["rss_extra_mb"], "MB"))
     if "nv12" in args.parts:
         report["nv12"] = bench_nv12(args)
         worst_cost = max(v["nv12_vs_bgr"]["paired_ratio_median"] for v in report["nv12"]["cost"].values())
         targets += [
-            bm.target("NV12 cost / BGR cost, same frame (worst size)", worst_cost, TARGETS["nv12_cost"], "x"),
-            bm.target("NV12 vs cvtColor + BGR: max difference", report["nv12"]["parity"]["max_levels"],
+            target("NV12 cost / BGR cost, same frame (worst size)", worst_cost, TARGETS["nv12_cost"], "x"),
+            target("NV12 vs cvtColor + BGR: max difference", report["nv12"]["parity"]["max_levels"],
                       TARGETS["nv12_max_levels"], "levels"),
-            bm.target("NV12 vs cvtColor + BGR: mean difference", report["nv12"]["parity"]["mean_levels"],
+            target("NV12 vs cvtColor + BGR: mean difference", report["nv12"]["parity"]["mean_levels"],
                       TARGETS["nv12_mean_levels"], "levels"),
         ]
     if "top1" in args.parts:
         report["top1"] = bench_top1(args)
-    bm.finish_script_report(report, targets, started, "frames", markdown, out=args.out,
+    finish_script_report(report, targets, started, "frames", markdown, out=args.out,
                             save=not args.no_save, update_readme=args.update_readme, results_dir=RESULTS,
                             readme=README, repo=REPO)
     return 0

@@ -35,6 +35,7 @@ import numpy as np
 
 from fixres_edge import benchmark as bm
 from fixres_edge.preprocess import Preprocessor
+from report import finish_script_report, markdown_table, target, target_rows
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = REPO.parent / "shared" / "data" / "imagenet-sample-dev"
@@ -286,11 +287,9 @@ def markdown(report: dict) -> str:
             cells.append("-" if r is None or method == "fixres_edge" else
                          f"{r['ratio_median']:.3f} ({r['ratio_p25']:.3f}-{r['ratio_p75']:.3f})")
         rows.append(cells)
-    lines += ["", bm.markdown_table(header, rows), ""]
-    rows = [[t["name"], "-" if t["value"] is None else f"{t['value']:g} {t['unit']}".strip(),
-             f"<= {t['limit']:g} {t['unit']}".strip(), {True: "met", False: "MISSED", None: "n/a"}[t["met"]]]
-            for t in report["targets"]]
-    lines += [bm.markdown_table(["target", "measured", "limit", ""], rows), ""]
+    lines += ["", markdown_table(header, rows), ""]
+    rows = target_rows(report["targets"])
+    lines += [markdown_table(["target", "measured", "limit", ""], rows), ""]
     mem = report["memory"]
     peaks = [m["peak_delta_bytes"] for m in mem["steady_state"].values()]
     nrt = mem["numba_runtime"]
@@ -345,29 +344,29 @@ def main(argv=None) -> int:
     s = report["summary"]
     mem = report["memory"]
     targets = [
-        bm.target("fixres_edge / OpenCV best, 1 thread", s[single]["opencv"]["ratio_median"], TARGETS["opencv_1t"], "x"),
-        bm.target("fixres_edge / Pillow torchvision-style, 1 thread",
+        target("fixres_edge / OpenCV best, 1 thread", s[single]["opencv"]["ratio_median"], TARGETS["opencv_1t"], "x"),
+        target("fixres_edge / Pillow torchvision-style, 1 thread",
                   s[single]["pillow"]["ratio_median"] if "pillow" in s[single] else None, TARGETS["pillow_1t"], "x"),
     ]
     if most != single:
-        targets.append(bm.target(f"fixres_edge / OpenCV best, {most} threads each",
+        targets.append(target(f"fixres_edge / OpenCV best, {most} threads each",
                                  s[most]["opencv"]["ratio_median"], TARGETS["opencv_all"], "x"))
-        targets.append(bm.target(f"fixres_edge {most} threads / OpenCV best 1 thread (informative)",
+        targets.append(target(f"fixres_edge {most} threads / OpenCV best 1 thread (informative)",
                                  s[most]["fixres_edge"]["median_us"] / s[single]["opencv"]["median_us"],
                                  TARGETS["opencv_all"], "x"))
-    targets.append(bm.target("steady-state transient heap per call with out= (tracemalloc peak, any size)",
+    targets.append(target("steady-state transient heap per call with out= (tracemalloc peak, any size)",
                              max(m["peak_delta_bytes"] for m in mem["steady_state"].values()),
                              TARGETS["steady_heap_bytes"], "B"))
-    targets.append(bm.target("heap retained after 100 steady calls",
+    targets.append(target("heap retained after 100 steady calls",
                              max(m["retained_bytes"] for m in mem["steady_state"].values()), 0, "B"))
-    targets.append(bm.target("tables per geometry (500x375 -> 224)", mem["tables"]["500x375"]["table_bytes"],
+    targets.append(target("tables per geometry (500x375 -> 224)", mem["tables"]["500x375"]["table_bytes"],
                              TARGETS["tables_bytes"], "B"))
     if "start_up" in report:
-        targets.append(bm.target("start-up, warm JIT cache (process wall)", report["start_up"]["warm"]["process_s"],
+        targets.append(target("start-up, warm JIT cache (process wall)", report["start_up"]["warm"]["process_s"],
                                  TARGETS["warm_start_s"], "s"))
-        targets.append(bm.target("start-up, empty JIT cache (process wall)", report["start_up"]["cold"]["process_s"],
+        targets.append(target("start-up, empty JIT cache (process wall)", report["start_up"]["cold"]["process_s"],
                                  TARGETS["cold_start_s"], "s"))
-    bm.finish_script_report(report, targets, started, "preprocess", markdown, out=args.out,
+    finish_script_report(report, targets, started, "preprocess", markdown, out=args.out,
                             save=not args.no_save, update_readme=args.update_readme, results_dir=RESULTS,
                             readme=README, repo=REPO)
     return 0

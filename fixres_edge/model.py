@@ -11,7 +11,6 @@ onnxruntime is imported only inside :func:`load_model`, so importing this module
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import json
 import math
 import os
@@ -220,7 +219,7 @@ class ModelCard:
 
 # ---------------------------------------------------------------------- files
 def bundled_model_path(name: str | None = BUNDLED_MODEL, int8: bool = False) -> Path:
-    """Path of a bundled ONNX model (installed as package data of ``fixres_edge.models``).
+    """Path of a bundled ONNX model (installed as the data-only package ``fixres_edge.models``).
 
     Works after ``pip install .`` and ``pip install -e .``.
 
@@ -231,13 +230,19 @@ def bundled_model_path(name: str | None = BUNDLED_MODEL, int8: bool = False) -> 
     """
     name = name or BUNDLED_MODEL
     filename = f"{name}_int8.onnx" if int8 else f"{name}.onnx"
+    import importlib.util
+
     try:
-        folder = Path(str(importlib.resources.files("fixres_edge.models")))
+        # fixres_edge.models is data only (no __init__.py): a namespace package, found without
+        # importing importlib.resources (and the tempfile, random and hashlib it pulls in).
+        spec = importlib.util.find_spec("fixres_edge.models")
     except ModuleNotFoundError:
-        # A source checkout on sys.path (not installed): pyproject maps models/ to
-        # fixres_edge.models only at install time.
-        folder = Path(__file__).resolve().parents[1] / "models"
-    path = folder / filename
+        spec = None
+    folders = [Path(f) for f in spec.submodule_search_locations or []] if spec is not None else []
+    # A source checkout on sys.path, or an editable install (setuptools' editable finder does not
+    # resolve a data-only package mapped outside fixres_edge/): the repository's models/ folder.
+    folders.append(Path(__file__).resolve().parents[1] / "models")
+    path = next((f / filename for f in folders if (f / filename).is_file()), folders[0] / filename)
     if not path.is_file():
         raise FileNotFoundError(f"bundled model {filename} is not installed (looked in {path.parent})")
     return path

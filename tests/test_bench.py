@@ -32,11 +32,16 @@ def _levels(a: np.ndarray, b: np.ndarray, std=STD) -> tuple[float, float]:
     return float(d.max()), float(d.mean())
 
 
-def _load_compare():
-    spec = importlib.util.spec_from_file_location("bench_compare", REPO / "bench" / "compare.py")
+def _load_bench(name: str):
+    """A module of bench/ (scripts of a clone, not part of the installed package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_compare():
+    return _load_bench("compare")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -87,11 +92,23 @@ def test_thread_settings_and_slug():
 
 @pytest.mark.aarch64
 def test_replace_section_is_idempotent():
+    report = _load_bench("report")
     text = "# Title\n\nintro\n"
-    once = bm.replace_section(text, "t", "| a |\n")
-    twice = bm.replace_section(once, "t", "| b |\n")
+    once = report.replace_section(text, "t", "| a |\n")
+    twice = report.replace_section(once, "t", "| b |\n")
     assert "| a |" in once and "| b |" in twice and "| a |" not in twice
     assert twice.count("<!-- t:begin -->") == 1 and twice.startswith("# Title")
+
+
+@pytest.mark.aarch64
+def test_target_rows():
+    report = _load_bench("report")
+    targets = [report.target("ratio", 0.5, 0.6, "x"), report.target("size", 5000, 4096, "B"),
+               report.target("missing", None, 1.0)]
+    assert [t["met"] for t in targets] == [True, False, None]
+    assert report.target_rows(targets) == [["ratio", "0.5 x", "<= 0.6 x", "met"],
+                                           ["size", "5000 B", "<= 4096 B", "MISSED"],
+                                           ["missing", "-", "<= 1", "n/a"]]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,9 +215,10 @@ def tiny_bench(tmp_path_factory):
     return d, model, images
 
 
-def _bench_argv(model, images, *extra):
+def _bench_argv(model, images, *extra, skip=()):
+    # One --skip: a second one would replace the first (argparse's nargs="+").
     return ["bench", *images, "--model", str(model), "--sizes", "32", "--threads", "1", "--repeat", "3",
-            "--warmup", "1", "--quick", "--skip", "rss", "cold-start", *extra]
+            "--warmup", "1", "--quick", "--skip", "rss", "cold-start", "deployed", *skip, *extra]
 
 
 def test_bench_quick_json(tiny_bench, capsys):
@@ -234,17 +252,40 @@ def test_bench_quick_json(tiny_bench, capsys):
     assert report["overhead"]["empty_call_p50_ns"] > 0
     assert 0 < report["overhead"]["fraction_of_fastest_preprocess_p50"] < 1
     assert report["peak_rss_mb"] > 0
-    assert "cold_start" not in report and "classify_peak_rss_mb" not in report
+    assert "cold_start" not in report and "classify_peak_rss_mb" not in report and "deployed" not in report
 
 
 def test_bench_table_output(tiny_bench, capsys):
     from fixres_edge.cli import main
 
     _, model, images = tiny_bench
-    assert main(_bench_argv(model, images[:1], "--skip", "baselines")) == 0
+    assert main(_bench_argv(model, images[:1], skip=["baselines"])) == 0
     text = capsys.readouterr().out
     assert "pipeline" in text and "frame0.jpg 64x48" in text and "timing overhead" in text
     assert "preprocess alone" not in text  # baselines skipped
+    assert "start-up" not in text and "deployed" not in text and "classify` process" not in text
+
+
+@pytest.mark.slow
+def test_bench_deployed_footprint(tiny_bench, capsys):
+    # The deployed part runs the real `fixres-edge classify` and the baseline script, bundled model.
+    from fixres_edge.cli import main
+    from fixres_edge.commands.bench import QUICK_PROCESS_RUNS, format_report
+
+    _, model, images = tiny_bench
+    argv = ["bench", images[0], "--model", str(model), "--sizes", "32", "--threads", "1", "--repeat", "2",
+            "--warmup", "0", "--quick", "--skip", "rss", "cold-start", "baselines", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    d = report["deployed"]
+    assert d["photo"] == Path(images[0]).name and d["runs"] == QUICK_PROCESS_RUNS[0] and d["threads"] == 1
+    for name in ("fixres_edge", "baseline"):
+        assert d["processes"][name]["n"] == d["runs"]
+        assert d["processes"][name]["peak_rss_mb"]["median"] > 0
+    assert d["ratio_fixres_to_baseline"]["wall_s"] > 0
+    assert isinstance(d["first_frame"]["numba_imported"], bool)
+    line = next(line for line in format_report(report).splitlines() if line.startswith("deployed"))
+    assert "kernel path" in line and "hand-written ORT + OpenCV script" in line and "fixres_edge / script" in line
 
 
 @pytest.mark.parametrize("bad, message", [(["--repeat", "0"], "--repeat"), (["--sizes", "0"], "--sizes")])
@@ -297,3 +338,29 @@ def test_compare_rejects_unknown_kind(tmp_path, capsys):
     bad.write_text(json.dumps({"kind": "nope"}))
     assert compare.main([str(bad)]) == 1
     assert "unknown report kind" in capsys.readouterr().err
+
+
+@pytest.mark.aarch64
+def test_compare_process_reports(tmp_path, capsys):
+    compare = _load_bench("compare")
+
+    def report(cpu: str, classify_s: float) -> dict:
+        stats = lambda v: {"median": v, "min": v, "max": v}  # noqa: E731
+        processes = {"fixres_edge": {"n": 7, "wall_s": stats(classify_s), "cpu_s": stats(classify_s),
+                                     "peak_rss_mb": stats(130.0)},
+                     "baseline": {"n": 7, "wall_s": stats(0.2), "cpu_s": stats(0.2), "peak_rss_mb": stats(120.0)}}
+        return {"kind": "process", "date": "2026-12-01 00:00:00", "environment": {"cpu": cpu, "cores_available": 4},
+                "deployed": {"processes": processes,
+                             "ratio_fixres_to_baseline": {"wall_s": classify_s / 0.2, "cpu_s": classify_s / 0.2,
+                                                          "peak_rss_mb": 130 / 120}},
+                "first_frame": {"import_and_first_frame_s": 0.05, "process_s": 0.2}}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(report("Desktop", 0.22)))
+    b.write_text(json.dumps(report("Cortex-A76", 0.44)))
+    assert compare.main([str(a), str(b)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| process | Desktop")
+    wall = next(line for line in lines if "classify: wall median" in line)
+    assert wall.endswith("| 0.220 | 0.440 (2.00x) |")
+    assert any("classify / baseline script: peak RSS" in line for line in lines)

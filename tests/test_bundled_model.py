@@ -5,7 +5,6 @@ Each test skips when its model file is absent (for example a checkout without th
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 from pathlib import Path
 
@@ -147,7 +146,12 @@ def test_int8_logits_follow_fp32():
 
 
 def test_bundled_models_are_package_data():
+    # Found through the runtime's lookup, installed or editable (the wheel's contents are checked
+    # in test_packaging.py).
+    from fixres_edge.model import bundled_model_path
+
     _path("fp32")
-    root = importlib.resources.files("fixres_edge.models")
-    assert root.joinpath(MODEL_FILES["fp32"]).is_file()
-    assert root.joinpath(LABELS.name).is_file()
+    fp32 = bundled_model_path()
+    assert fp32.name == MODEL_FILES["fp32"] and fp32.is_file()
+    assert bundled_model_path(int8=True).is_file()
+    assert fp32.with_name(LABELS.name).is_file()

@@ -11,7 +11,10 @@ model, one interleaved group times:
   those pipelines start from.
 
 Then peak RSS (this process, and a fresh ``classify`` process per frame), start-up times
-(cold and warm JIT cache) and the environment. ``--json`` prints one object; ``--out`` saves it.
+(cold and warm JIT cache), the deployed footprint (which kernel path is active; wall time and peak
+RSS of a fresh ``fixres-edge classify PHOTO --threads 1`` next to a hand-written ONNX Runtime +
+OpenCV script, see :mod:`fixres_edge.footprint`) and the environment. ``--json`` prints one
+object; ``--out`` saves it.
 """
 from __future__ import annotations
 
@@ -31,7 +34,9 @@ HELP = "latency, memory and start-up report for this board (fixres_edge vs OpenC
 
 QUICK_REPEAT, QUICK_WARMUP = 15, 2
 FULL_REPEAT, FULL_WARMUP = 40, 3
-SKIPPABLE = ("baselines", "rss", "cold-start")
+SKIPPABLE = ("baselines", "rss", "cold-start", "deployed")
+# Alternating classify / baseline processes of the deployed footprint: (measured, discarded) each.
+QUICK_PROCESS_RUNS, FULL_PROCESS_RUNS = (3, 1), (7, 2)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +193,8 @@ def collect(args: argparse.Namespace) -> dict:
         report["classify_peak_rss_mb"] = _classify_rss(frames, settings)
     if "cold-start" not in settings["skip"]:
         report["cold_start"] = bm.cold_start(warm_runs=1 if settings["quick"] else 3, cold_runs=1)
+    if "deployed" not in settings["skip"]:
+        report["deployed"] = _deployed(list(args.images), frames[0], settings)
     report["environment"]["numba_threading_layer"] = bm.threading_layer()
     report["environment"]["load_average_end"] = env_load()
     report["environment"]["throttled"] = bm.throttled()
@@ -298,6 +305,28 @@ def _classify_rss(frames: list[dict], settings: dict) -> dict:
     return result
 
 
+def _deployed(paths: list[str], frame: dict, settings: dict) -> dict:
+    """The deployed footprint (:func:`fixres_edge.footprint.deployed`) on the first image given,
+    else the demo photo, else the first generated frame; plus the kernel path of a fresh process."""
+    from fixres_edge import footprint
+
+    runs, warmup = QUICK_PROCESS_RUNS if settings["quick"] else FULL_PROCESS_RUNS
+    with tempfile.TemporaryDirectory(prefix="fixres_edge-bench-") as tmp:
+        if paths:
+            photo = Path(paths[0])
+        else:
+            try:
+                from fixres_edge.commands.classify import demo_photo
+
+                photo = demo_photo()
+            except (RuntimeError, OSError):
+                photo = Path(tmp) / "frame.jpg"
+                photo.write_bytes(frame["data"])
+        result = footprint.deployed(photo, runs=runs, warmup=warmup, threads=1)
+    result["first_frame"] = footprint.first_frame()
+    return result
+
+
 # ---------------------------------------------------------------------------------------- output
 _ms = format_ms
 
@@ -363,9 +392,26 @@ def format_report(report: dict) -> str:
                    f"{cs['warm']['process_s']:.2f} s (import {cs['warm']['import_s']:.2f}, first call "
                    f"{cs['warm']['first_call_s']:.2f}); empty cache {cs['cold']['process_s']:.2f} s "
                    f"(first call {cs['cold']['first_call_s']:.2f})")
+    if "deployed" in report:
+        out.append(_deployed_line(report["deployed"]))
     ov = report["overhead"]
     frac = ov["fraction_of_fastest_preprocess_p50"]
     out.append(f"timing overhead: {ov['empty_call_p50_ns']:.0f} ns per call"
                + (f" = {frac * 100:.2f} % of the fastest preprocess p50" if frac is not None else "")
                + f"; bench took {report['elapsed_s']:.0f} s")
     return "\n".join(out)
+
+
+def _deployed_line(d: dict) -> str:
+    ff, p, r = d["first_frame"], d["processes"], d["ratio_fixres_to_baseline"]
+    path = ff["kernel_backend"] or ("jit" if ff["numba_imported"] else "unknown")
+
+    def cell(name: str) -> str:
+        rss = p[name]["peak_rss_mb"]
+        return f"{p[name]['wall_s']['median']:.2f} s, " + (f"{rss['median']:.0f} MB" if rss else "- MB")
+
+    ratio = ", ".join(f"{r[k]:.2f}x {label}" for k, label in (("wall_s", "wall"), ("peak_rss_mb", "RSS")) if r[k])
+    return (f"deployed, one photo per process ({d['photo']}, {d['threads']} thread, median of {d['runs']}): "
+            f"kernel path {path} (numba {'imported' if ff['numba_imported'] else 'not imported'}); "
+            f"`{d['commands']['fixres_edge']}` {cell('fixres_edge')}; hand-written ORT + OpenCV script "
+            f"{cell('baseline')}; fixres_edge / script {ratio or '-'}")

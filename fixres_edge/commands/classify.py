@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 
 NAME = "classify"
@@ -53,7 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_photo() -> Path:
-    """matplotlib's sample photo ``grace_hopper.jpg`` (matplotlib is part of the demo extra)."""
+    """matplotlib's sample photo ``grace_hopper.jpg`` (matplotlib is part of the demo extra).
+
+    Looked up in matplotlib's package folder without importing matplotlib: the import alone
+    costs several times a whole classification. Other layouts ask matplotlib itself.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "mpl-data" / "sample_data" / DEMO_PHOTO
+        if path.is_file():
+            return path
     try:
         import matplotlib
     except ImportError:
@@ -103,6 +112,8 @@ def expand_paths(args: list[str], recursive: bool = False) -> list[tuple[str, st
         elif _dangling(path):
             items.append((arg, f"{arg}: broken symbolic link to {os.readlink(arg)}"))
         elif _GLOB_CHARS & set(arg):
+            import glob
+
             matches = sorted(m for m in glob.glob(arg, recursive=True) if os.path.isfile(m))
             if not matches:
                 items.append((arg, f"no files match {arg}"))
@@ -264,6 +275,8 @@ def _classify_files(args: argparse.Namespace, classifier, items: list[tuple[str,
                 prediction = classifier.predict(path, topk=args.topk)
             except ITEM_ERRORS as error:
                 if debug:
+                    import traceback
+
                     traceback.print_exc(file=sys.stderr)
                 problem = _item_error(path, error)
         if prediction is None:

