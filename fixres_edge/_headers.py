@@ -18,22 +18,25 @@ from here is a bug (``tests/test_header_fuzz.py`` checks this on mutated real he
 """
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
 __all__ = ["Header", "HeaderError", "find_bytes", "jpeg_has_eoi", "parse_header", "parse_header_or_raise",
-           "sniff", "try_header"]
+           "jpeg_scans_complete", "jpeg_with_filler", "png_chunks_fit", "sniff", "try_header"]
 
 # JPEG start-of-frame markers: SOF0-3, 5-7, 9-11, 13-15 (0xC4 DHT, 0xC8 JPG and 0xCC DAC are not frames).
 _JPEG_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 # Lossless processes have no DCT, so libjpeg cannot scale them while decoding.
 _JPEG_LOSSLESS = frozenset((0xC3, 0xC7, 0xCB, 0xCF))
+_JPEG_PROGRESSIVE = frozenset((0xC2, 0xC6, 0xCA, 0xCE))
 # Markers that stand alone (no length field): TEM and RST0-7.
 _JPEG_STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))
 
 _TAG_WIDTH, _TAG_HEIGHT, _TAG_ORIENTATION = 256, 257, 274
 _BMP_DIB_SIZES = frozenset((12, 16, 40, 52, 56, 64, 108, 124))
 _UNBOUNDED = 1 << 62  # "the structure may extend past the bytes at hand"
+_PNG_MAX_CHUNK = (1 << 31) - 1  # the PNG spec's limit on a chunk length
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Header:
     oriented_by_decoder: bool = False  # TIFF: libtiff/OpenCV orient the pixels themselves
     scan_offset: int = -1  # JPEG: first byte after the first SOS segment
     dct: bool = True  # JPEG: False for the lossless processes
+    scan_start: int = -1  # JPEG: offset of the first SOS marker
+    progressive: bool = False  # JPEG: a progressive process (several scans refine the image)
+    components: tuple = ()  # JPEG: component ids of the frame
 
     @property
     def oriented_size(self) -> tuple[int, int]:
@@ -167,16 +173,19 @@ def _parse_jpeg(data, complete: bool) -> Header:
         elif marker in _JPEG_SOF and frame is None:
             if length < 8:
                 raise HeaderError("start-of-frame segment too short")
-            _, height, width, _ = struct.unpack_from(">BHHB", data, pos + 2)
+            _, height, width, count = struct.unpack_from(">BHHB", data, pos + 2)
             if width == 0 or height == 0:
                 # height 0 means "defined later by a DNL marker", which OpenCV does not support.
                 raise HeaderError(f"frame size {width}x{height}")
-            frame = (height, width, marker not in _JPEG_LOSSLESS)
+            # Component ids: 3 bytes per component from pos + 8 (only what the segment holds).
+            ids = tuple(data[i] for i in range(pos + 8, min(end, pos + 8 + 3 * count), 3))
+            frame = (height, width, marker not in _JPEG_LOSSLESS, marker in _JPEG_PROGRESSIVE, ids)
         elif marker == 0xDA:
             if frame is None:
                 raise HeaderError("scan before the frame header")
-            height, width, dct = frame
-            return Header("JPEG", height, width, _valid_orientation(orientation), scan_offset=end, dct=dct)
+            height, width, dct, progressive, ids = frame
+            return Header("JPEG", height, width, _valid_orientation(orientation), scan_offset=end, dct=dct,
+                          scan_start=pos - 2, progressive=progressive, components=ids)
         pos = end
 
 
@@ -352,8 +361,6 @@ def _valid_orientation(value) -> int:
     # Out-of-range values are treated as upright, as image viewers do.
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
-
-
 def jpeg_has_eoi(data, scan_offset: int) -> bool:
     """True when an EOI marker follows the first scan (complete file, maybe with a trailer)."""
     n = len(data)
@@ -375,3 +382,77 @@ def find_bytes(data, sub: bytes, start: int) -> int:
     found = bytes(data[start:]).find(sub)
     return found if found < 0 else start + found
 
+
+
+# Start-of-scan markers: 0xFF 0xDA never occurs inside entropy-coded data (an 0xFF there is
+# followed by 0x00 or a restart marker).
+_JPEG_SOS = re.compile(b"\xff\xda")
+
+
+def jpeg_scans_complete(data, header: Header) -> bool:
+    """True unless a progressive JPEG's scans leave some coefficient short of full precision.
+
+    A progressive file cut short and closed with an end-of-image marker loses its last scans:
+    libjpeg then shows a blurred or gray image with only a warning on stderr. A complete scan
+    script brings every coefficient (0..63) of every frame component to point transform 0.
+    Sequential JPEGs have nothing to check here and give True.
+    """
+    if not header.progressive:
+        return True
+    exact = {c: set() for c in header.components}
+    eoi = find_bytes(data, b"\xff\xd9", header.scan_offset)
+    end = len(data) if eoi < 0 else eoi
+    for match in _JPEG_SOS.finditer(data, header.scan_start, end):
+        p = match.end()
+        if p + 3 > end:
+            break
+        (length,) = struct.unpack_from(">H", data, p)
+        count = data[p + 2]
+        if length != 6 + 2 * count or p + length > end:
+            continue  # not a scan header after all (bytes inside a table segment)
+        ss, se, approx = data[p + 3 + 2 * count], data[p + 4 + 2 * count], data[p + 5 + 2 * count]
+        if approx & 0x0F == 0 and ss <= se <= 63:
+            for i in range(count):
+                done = exact.get(data[p + 3 + 2 * i])
+                if done is not None:
+                    done.update(range(ss, se + 1))
+    return all(len(done) == 64 for done in exact.values())
+
+
+# Entropy-coded filler for jpeg_with_filler: no 0xFF byte (that would start a marker), and no
+# long runs, so that a decoder that consumes it produces visibly different blocks.
+_JPEG_FILLER = bytes(range(1, 255)) * 8
+
+
+def jpeg_with_filler(data, scan_offset: int) -> bytes | None:
+    """A copy of a JPEG with filler bytes inserted just before its end-of-image marker.
+
+    A decoder that finished every block before the marker skips the filler and decodes the copy
+    exactly as the original; one whose compressed data ran out early reads the filler as image
+    data. Comparing the two decodes tells a complete JPEG from a truncated one with an EOI
+    appended (which libjpeg decodes with gray blocks and only a warning on stderr). ``None``
+    when there is no end-of-image marker after the scan.
+    """
+    eoi = find_bytes(data, b"\xff\xd9", scan_offset)
+    if eoi < 0:
+        return None
+    return b"".join((bytes(data[:eoi]), _JPEG_FILLER, bytes(data[eoi:])))
+
+
+def png_chunks_fit(data) -> None:
+    """Raise ``HeaderError`` when a PNG chunk's declared length runs past the end of ``data``.
+
+    OpenCV's PNG reader allocates a buffer of a chunk's declared length before reading it, so a
+    2 kB file whose IDAT claims 2 GB would cost 2 GB of memory: the whole chunk list is checked
+    (a few operations per chunk) before decoding.
+    """
+    n = len(data)
+    pos = 8
+    while pos + 8 <= n:
+        length, ctype = struct.unpack_from(">I4s", data, pos)
+        if length > _PNG_MAX_CHUNK or pos + 12 + length > n:
+            raise HeaderError(f"chunk {ctype!r} of {length} bytes at offset {pos} runs past the end of the "
+                              f"data ({n} bytes)", truncated=True)
+        if ctype == b"IEND":
+            return
+        pos += 12 + length

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fixres_edge._headers import jpeg_has_eoi, parse_header_or_raise, try_header
+from fixres_edge._headers import (HeaderError, jpeg_has_eoi, jpeg_scans_complete, jpeg_with_filler, parse_header_or_raise, png_chunks_fit,
+                                  try_header)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -164,7 +165,13 @@ def load_image(source, *, min_short_side: int | None = None, max_pixels: int | N
     ``round(x / 257)`` (OpenCV alone would truncate PNG with ``x >> 8`` but round TIFF); other
     sample types (float TIFF, ...) use OpenCV's own 8-bit conversion. A JPEG without an
     end-of-image marker after its scan data is refused as truncated: libjpeg would otherwise fill
-    the missing rows with gray, or OpenCV would fail without a reason.
+    the missing rows with gray, or OpenCV would fail without a reason. A JPEG whose compressed data
+    ends early but is closed by an end-of-image marker (a cut file with the marker appended) is
+    refused as corrupt too; libjpeg's own warning line ("Corrupt JPEG data: premature end of data
+    segment") still reaches stderr from the library (the ``fixres-edge`` command silences it).
+    Not detected: a progressive JPEG cut inside its last scan (only the last refinement bit of the
+    lower blocks is missing), and damage inside the data that libjpeg conceals as gray blocks
+    without running out of data.
     """
     if min_short_side is not None:
         min_short_side = _positive_int(min_short_side, "min_short_side")
@@ -303,6 +310,11 @@ def _decode(data, name: str, min_short_side: int | None, max_pixels: int | None)
         # any OpenCV version.
         flags = _REDUCED_FLAGS[d] | cv2.IMREAD_IGNORE_ORIENTATION
     elif fmt in ("PNG", "WebP"):
+        if fmt == "PNG":
+            try:
+                png_chunks_fit(data)
+            except HeaderError as exc:
+                raise ValueError(f"{name}: truncated or corrupt PNG ({exc})") from None
         flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION
     elif fmt == "TIFF":
         # libtiff orients TIFF pixels itself (the ignore flag has no effect on it in OpenCV 5).
@@ -318,11 +330,39 @@ def _decode(data, name: str, min_short_side: int | None, max_pixels: int | None)
         image = _imdecode(data, flags & ~cv2.IMREAD_ANYDEPTH, name, f"{fmt} {header.width}x{header.height}")
         if image is None:
             raise ValueError(f"{name}: {fmt} sample format could not be converted to 8 bits by OpenCV")
+    if fmt == "JPEG" and _jpeg_data_ends_early(data, header, flags, image):
+        raise ValueError(
+            f"{name}: corrupt JPEG ({header.width}x{header.height}): the compressed data ends before the "
+            "image is complete (a truncated file with an end-of-image marker appended?)")
     image = _to_bgr8(image)
     if not header.oriented_by_decoder:
         image = _orient(image, header.orientation)
     info = DecodeInfo(fmt, header.oriented_size, d, header.orientation)
     return np.ascontiguousarray(image), info
+
+
+def _jpeg_data_ends_early(data, header, flags: int, image: np.ndarray) -> bool:
+    """True when libjpeg ran out of compressed data before the last block.
+
+    libjpeg then fills the missing blocks with zero coefficients (flat gray, 128 in every channel,
+    down to the bottom-right corner; in a progressive file the missing scans leave the image
+    blurred) and only prints "Corrupt JPEG data: premature end of data segment" on stderr. The
+    cheap signs are a gray bottom-right pixel or an incomplete progressive scan script; the
+    proof is a second decode with filler inserted before the end-of-image marker, which differs
+    only when the decoder wanted more data (a complete image skips the filler). Photos with a
+    sign pay the second decode; others pay nothing.
+    """
+    gray_corner = image.dtype == np.uint8 and bool(np.all(image[-1, -1] == 128))
+    if not gray_corner and jpeg_scans_complete(data, header):
+        return False
+    probe = jpeg_with_filler(data, header.scan_offset)
+    if probe is None:
+        return False
+    try:
+        again = cv2.imdecode(np.frombuffer(probe, np.uint8), flags)
+    except cv2.error:
+        return True  # the filler was read as image data, and broke the decoder
+    return again is None or again.shape != image.shape or not np.array_equal(again, image)
 
 
 def _decode_other(data, name: str, max_pixels: int | None):
