@@ -34,6 +34,8 @@ _JPEG_PROGRESSIVE = frozenset((0xC2, 0xC6, 0xCA, 0xCE))
 _JPEG_STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))
 
 _TAG_WIDTH, _TAG_HEIGHT, _TAG_ORIENTATION = 256, 257, 274
+# TIFF field type -> struct code: BYTE, SHORT, LONG, SBYTE, SSHORT, SLONG.
+_TIFF_INTEGER_TYPES = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i"}
 _BMP_DIB_SIZES = frozenset((12, 16, 40, 52, 56, 64, 108, 124))
 _UNBOUNDED = 1 << 62  # "the structure may extend past the bytes at hand"
 _PNG_MAX_CHUNK = (1 << 31) - 1  # the PNG spec's limit on a chunk length
@@ -300,7 +302,9 @@ def _parse_tiff(data, complete: bool) -> Header | None:
     except _Incomplete:
         raise HeaderError("data ends before the first IFD", truncated=True) from None
     if _TAG_WIDTH not in tags or _TAG_HEIGHT not in tags:
-        return None  # IFD out of reach or unusual layout: OpenCV decodes and we check afterwards
+        # libtiff refuses a first IFD without both; were it decoded anyway, max_pixels could only
+        # be checked after the allocation.
+        raise HeaderError("no image width and height in the first IFD")
     width, height = tags[_TAG_WIDTH], tags[_TAG_HEIGHT]
     if width == 0 or height == 0:
         raise HeaderError(f"image size {width}x{height}")
@@ -349,11 +353,12 @@ def _ifd0_tags(data, base: int, end: int, wanted) -> dict:
         if not have(q + 12):
             break
         tag, typ, cnt = struct.unpack_from(e + "HHI", data, q)
-        if tag in wanted and cnt == 1 and tag not in found:
-            if typ == 3:  # SHORT, left-justified in the 4-byte value field
-                found[tag] = struct.unpack_from(e + "H", data, q + 8)[0]
-            elif typ == 4:  # LONG
-                found[tag] = struct.unpack_from(e + "I", data, q + 8)[0]
+        if tag in wanted and cnt == 1 and tag not in found and typ in _TIFF_INTEGER_TYPES:
+            # Left-justified in the 4-byte value field. libtiff reads sizes stored in any of
+            # these types (negative values are errors to it), so they are all read here too.
+            value = struct.unpack_from(e + _TIFF_INTEGER_TYPES[typ], data, q + 8)[0]
+            if value >= 0:
+                found[tag] = value
     return found
 
 

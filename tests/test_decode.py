@@ -714,6 +714,35 @@ def test_memoryview_with_many_stray_bytes_is_parsed_in_linear_time():
     assert time.process_time() - start < 1.0
 
 
+@pytest.mark.parametrize("typ, value", [(1, bytes([40, 0, 0, 0])), (9, struct.pack("<i", 40))])
+def test_tiff_size_in_any_integer_type_is_checked_before_decoding(monkeypatch, typ, value):
+    # Found while fuzzing: libtiff reads a width stored as BYTE (or SLONG, ...); the parser read
+    # only SHORT and LONG and let OpenCV decode such files before max_pixels was checked.
+    data = bytearray(pil_bytes(marked_image(20, 40), "TIFF"))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, entry)[0] == 256:  # ImageWidth
+            struct.pack_into("<HI", data, entry + 2, typ, 1)
+            data[entry + 8:entry + 12] = value
+    assert image_size(bytes(data)) == (20, 40)
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("decoded before the max_pixels check"))
+    with pytest.raises(ValueError, match="max_pixels=100"):
+        load_image(bytes(data), max_pixels=100)
+
+
+def test_tiff_without_a_size_is_refused():
+    data = bytearray(pil_bytes(marked_image(20, 40), "TIFF"))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, entry)[0] == 257:  # ImageLength -> a private tag
+            struct.pack_into("<H", data, entry, 65000)
+    with pytest.raises(ValueError) as excinfo:
+        load_image(bytes(data))
+    assert "malformed TIFF header" in one_line_error(excinfo)
+
+
 @pytest.mark.aarch64
 @pytest.mark.parametrize("content", [
     np.random.default_rng(13).bytes(4096),
