@@ -5,9 +5,9 @@ Three things set this apart from a plain ``cv2.imread``:
 1. **Header first.** Width, height and EXIF orientation are read from the header bytes by small
    parsers (JPEG, PNG, WebP, BMP, GIF, TIFF: :mod:`fixres_edge._headers`) before anything is
    decoded, so an image above ``max_pixels`` (a decompression bomb, or just a huge scan) is
-   refused before its pixels are allocated. Formats without a parser here (PNM, AVIF, JPEG 2000, ...) are decoded by OpenCV
-   first and checked afterwards; OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, 2**30 pixels
-   by default) still guards them.
+   refused before its pixels are allocated. Formats without a parser here (PNM, AVIF, JPEG 2000,
+   ...) are decoded by OpenCV first and checked afterwards; OpenCV's own limit
+   (``OPENCV_IO_MAX_IMAGE_PIXELS``, 2**30 pixels by default) still guards them.
 2. **JPEG DCT-domain reduction.** A JPEG is decoded at 1/2, 1/4 or 1/8 size inside libjpeg
    (``cv2.IMREAD_REDUCED_COLOR_d``) when the caller says how large a short side it needs: for a
    12-megapixel photo going to a 224-pixel network this skips most of the inverse DCT and almost
