@@ -3,11 +3,11 @@
 Three things set this apart from a plain ``cv2.imread``:
 
 1. **Header first.** Width, height and EXIF orientation are read from the header bytes by small
-   parsers (JPEG, PNG, WebP, BMP, GIF, TIFF) before anything is decoded, so an image above
-   ``max_pixels`` (a decompression bomb, or just a huge scan) is refused before its pixels are
-   allocated. Formats without a parser here (PNM, AVIF, JPEG 2000, ...) are decoded by OpenCV
-   first and checked afterwards; OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``, 2**30 pixels
-   by default) still guards them.
+   parsers (JPEG, PNG, WebP, BMP, GIF, TIFF: :mod:`fixres_edge._headers`) before anything is
+   decoded, so an image above ``max_pixels`` (a decompression bomb, or just a huge scan) is
+   refused before its pixels are allocated. Formats without a parser here (PNM, AVIF, JPEG 2000,
+   ...) are decoded by OpenCV first and checked afterwards; OpenCV's own limit
+   (``OPENCV_IO_MAX_IMAGE_PIXELS``, 2**30 pixels by default) still guards them.
 2. **JPEG DCT-domain reduction.** A JPEG is decoded at 1/2, 1/4 or 1/8 size inside libjpeg
    (``cv2.IMREAD_REDUCED_COLOR_d``) when the caller says how large a short side it needs: for a
    12-megapixel photo going to a 224-pixel network this skips most of the inverse DCT and almost
@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import operator
 import os
-import struct
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from fixres_edge._headers import (HeaderError, jpeg_has_eoi, jpeg_scans_complete, jpeg_with_filler, parse_header_or_raise, png_chunks_fit,
+                                  try_header)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -60,17 +62,6 @@ _REDUCED_FLAGS = {
 # stored at the end of the file).
 _HEADER_PREFIX = 1 << 20
 
-# JPEG start-of-frame markers: SOF0-3, 5-7, 9-11, 13-15 (0xC4 DHT, 0xC8 JPG and 0xCC DAC are not frames).
-_JPEG_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
-# Lossless processes have no DCT, so libjpeg cannot scale them while decoding.
-_JPEG_LOSSLESS = frozenset((0xC3, 0xC7, 0xCB, 0xCF))
-# Markers that stand alone (no length field): TEM and RST0-7.
-_JPEG_STANDALONE = frozenset((0x01, *range(0xD0, 0xD8)))
-
-_TAG_WIDTH, _TAG_HEIGHT, _TAG_ORIENTATION = 256, 257, 274
-_BMP_DIB_SIZES = frozenset((12, 16, 40, 52, 56, 64, 108, 124))
-_UNBOUNDED = 1 << 62  # "the structure may extend past the bytes at hand"
-
 
 @dataclass(frozen=True)
 class DecodeInfo:
@@ -93,32 +84,6 @@ class DecodeInfo:
     size: tuple[int, int]
     reduction: int
     orientation: int
-
-
-@dataclass(frozen=True)
-class _Header:
-    format: str
-    height: int  # as stored, before orientation
-    width: int
-    orientation: int = 1
-    oriented_by_decoder: bool = False  # TIFF: libtiff/OpenCV orient the pixels themselves
-    scan_offset: int = -1  # JPEG: first byte after the first SOS segment
-    dct: bool = True  # JPEG: False for the lossless processes
-
-    @property
-    def oriented_size(self) -> tuple[int, int]:
-        # Orientations 5-8 include a transpose, which swaps the axes.
-        if self.orientation >= 5:
-            return self.width, self.height
-        return self.height, self.width
-
-
-class _HeaderError(ValueError):
-    """The header is recognisably one format but unusable; ``truncated`` when it stops early."""
-
-    def __init__(self, reason: str, truncated: bool = False):
-        super().__init__(reason)
-        self.truncated = truncated
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,7 +165,13 @@ def load_image(source, *, min_short_side: int | None = None, max_pixels: int | N
     ``round(x / 257)`` (OpenCV alone would truncate PNG with ``x >> 8`` but round TIFF); other
     sample types (float TIFF, ...) use OpenCV's own 8-bit conversion. A JPEG without an
     end-of-image marker after its scan data is refused as truncated: libjpeg would otherwise fill
-    the missing rows with gray, or OpenCV would fail without a reason.
+    the missing rows with gray, or OpenCV would fail without a reason. A JPEG whose compressed data
+    ends early but is closed by an end-of-image marker (a cut file with the marker appended) is
+    refused as corrupt too; libjpeg's own warning line ("Corrupt JPEG data: premature end of data
+    segment") still reaches stderr from the library (the ``fixres-edge`` command silences it).
+    Not detected: a progressive JPEG cut inside its last scan (only the last refinement bit of the
+    lower blocks is missing), and damage inside the data that libjpeg conceals as gray blocks
+    without running out of data.
     """
     if min_short_side is not None:
         min_short_side = _positive_int(min_short_side, "min_short_side")
@@ -238,7 +209,7 @@ def image_size(source) -> tuple[int, int]:
             rest = f.read() if len(data) == _HEADER_PREFIX else b""
             if rest:
                 # Try the prefix first; re-read only when the header does not fit in it.
-                header = _try_header(data, complete=False)
+                header = try_header(data, complete=False)
                 if header is not None:
                     return header.oriented_size
                 data += rest
@@ -246,7 +217,7 @@ def image_size(source) -> tuple[int, int]:
         data, name = _read_source(source)
     if len(data) == 0:
         raise ValueError(f"{name}: empty file (0 bytes), not an image")
-    header = _parse_header_or_raise(data, name)
+    header = parse_header_or_raise(data, name)
     if header is not None:
         return header.oriented_size
     image = _imdecode(data, cv2.IMREAD_COLOR, name, "image")
@@ -318,7 +289,7 @@ def _label(name: str) -> str:
 def _decode(data, name: str, min_short_side: int | None, max_pixels: int | None):
     if len(data) == 0:
         raise ValueError(f"{name}: empty file (0 bytes), not an image")
-    header = _parse_header_or_raise(data, name)
+    header = parse_header_or_raise(data, name)
     if header is None:
         return _decode_other(data, name, max_pixels)
     if max_pixels is not None and header.height * header.width > max_pixels:
@@ -330,7 +301,7 @@ def _decode(data, name: str, min_short_side: int | None, max_pixels: int | None)
     d = 1
     fmt = header.format
     if fmt == "JPEG":
-        if not _jpeg_has_eoi(data, header.scan_offset):
+        if not jpeg_has_eoi(data, header.scan_offset):
             raise ValueError(
                 f"{name}: truncated JPEG (no end-of-image marker after the scan data; {len(data)} bytes)")
         if min_short_side is not None and header.dct:
@@ -339,6 +310,11 @@ def _decode(data, name: str, min_short_side: int | None, max_pixels: int | None)
         # any OpenCV version.
         flags = _REDUCED_FLAGS[d] | cv2.IMREAD_IGNORE_ORIENTATION
     elif fmt in ("PNG", "WebP"):
+        if fmt == "PNG":
+            try:
+                png_chunks_fit(data)
+            except HeaderError as exc:
+                raise ValueError(f"{name}: truncated or corrupt PNG ({exc})") from None
         flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION
     elif fmt == "TIFF":
         # libtiff orients TIFF pixels itself (the ignore flag has no effect on it in OpenCV 5).
@@ -354,11 +330,39 @@ def _decode(data, name: str, min_short_side: int | None, max_pixels: int | None)
         image = _imdecode(data, flags & ~cv2.IMREAD_ANYDEPTH, name, f"{fmt} {header.width}x{header.height}")
         if image is None:
             raise ValueError(f"{name}: {fmt} sample format could not be converted to 8 bits by OpenCV")
+    if fmt == "JPEG" and _jpeg_data_ends_early(data, header, flags, image):
+        raise ValueError(
+            f"{name}: corrupt JPEG ({header.width}x{header.height}): the compressed data ends before the "
+            "image is complete (a truncated file with an end-of-image marker appended?)")
     image = _to_bgr8(image)
     if not header.oriented_by_decoder:
         image = _orient(image, header.orientation)
     info = DecodeInfo(fmt, header.oriented_size, d, header.orientation)
     return np.ascontiguousarray(image), info
+
+
+def _jpeg_data_ends_early(data, header, flags: int, image: np.ndarray) -> bool:
+    """True when libjpeg ran out of compressed data before the last block.
+
+    libjpeg then fills the missing blocks with zero coefficients (flat gray, 128 in every channel,
+    down to the bottom-right corner; in a progressive file the missing scans leave the image
+    blurred) and only prints "Corrupt JPEG data: premature end of data segment" on stderr. The
+    cheap signs are a gray bottom-right pixel or an incomplete progressive scan script; the
+    proof is a second decode with filler inserted before the end-of-image marker, which differs
+    only when the decoder wanted more data (a complete image skips the filler). Photos with a
+    sign pay the second decode; others pay nothing.
+    """
+    gray_corner = image.dtype == np.uint8 and bool(np.all(image[-1, -1] == 128))
+    if not gray_corner and jpeg_scans_complete(data, header):
+        return False
+    probe = jpeg_with_filler(data, header.scan_offset)
+    if probe is None:
+        return False
+    try:
+        again = cv2.imdecode(np.frombuffer(probe, np.uint8), flags)
+    except cv2.error:
+        return True  # the filler was read as image data, and broke the decoder
+    return again is None or again.shape != image.shape or not np.array_equal(again, image)
 
 
 def _decode_other(data, name: str, max_pixels: int | None):
@@ -426,316 +430,6 @@ _ORIENT = {
 def _orient(image: np.ndarray, orientation: int) -> np.ndarray:
     transform = _ORIENT.get(orientation)
     return image if transform is None else transform(image)
-
-
-def _jpeg_has_eoi(data, scan_offset: int) -> bool:
-    """True when an EOI marker follows the first scan (complete file, maybe with a trailer)."""
-    n = len(data)
-    # Fast path: the file ends with EOI, possibly followed by zero padding (memory cards, some
-    # uploaders). Only the tail is copied.
-    tail = bytes(data[max(scan_offset, n - 65536):]).rstrip(b"\x00")
-    if tail.endswith(b"\xff\xd9"):
-        return True
-    # Slow path: data appended after EOI (camera trailers). Inside entropy-coded data 0xFF is
-    # always followed by 0x00 or RSTn, so the first FF D9 after the scan header is the real EOI.
-    return _find(data, b"\xff\xd9", scan_offset) != -1
-
-
-def _find(data, sub: bytes, start: int) -> int:
-    # bytes/bytearray search in C; a memoryview has no find(), so its tail is copied (rare path).
-    if isinstance(data, (bytes, bytearray)):
-        return data.find(sub, start)
-    found = bytes(data[start:]).find(sub)
-    return found if found < 0 else start + found
-
-
-# ---------------------------------------------------------------------------------------------
-# header parsers: (h, w, orientation) from the first bytes; None for formats without a parser
-
-
-def _parse_header_or_raise(data, name: str) -> _Header | None:
-    try:
-        return _parse_header(data)
-    except _HeaderError as exc:
-        fmt = _sniff(data)
-        kind = "truncated" if exc.truncated else "malformed"
-        raise ValueError(f"{name}: {kind} {fmt} header ({exc})") from None
-
-
-def _try_header(data, complete: bool) -> _Header | None:
-    try:
-        return _parse_header(data, complete)
-    except _HeaderError:
-        return None
-
-
-def _sniff(data) -> str | None:
-    head = bytes(data[:12])
-    if head[:3] == b"\xff\xd8\xff":
-        return "JPEG"
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return "PNG"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if head[:2] == b"BM":
-        return "BMP"
-    return None
-
-
-def _parse_header(data, complete: bool = True) -> _Header | None:
-    """Header of ``data``; ``complete=False`` when ``data`` is only the first part of a file.
-
-    With a prefix, running out of bytes anywhere (also while looking for EXIF metadata) raises a
-    truncated ``_HeaderError`` so that the caller reads the rest. With the whole file, missing
-    metadata just means "upright", and only missing mandatory fields are errors.
-    """
-    fmt = _sniff(data)
-    if fmt is None:
-        return None
-    return _PARSERS[fmt](data, complete)
-
-
-class _Incomplete(Exception):
-    """A metadata structure continues past the end of the bytes available."""
-
-
-def _tiff_orientation(data, base: int, end: int, complete: bool) -> int:
-    try:
-        return _ifd0_tags(data, base, end, (_TAG_ORIENTATION,)).get(_TAG_ORIENTATION, 1)
-    except _Incomplete:
-        if complete:
-            return 1  # cut-off Exif block in a whole file: ignore it, as viewers do
-        raise _HeaderError("data ends inside the Exif block", truncated=True) from None
-
-
-def _need(data, end: int, what: str) -> None:
-    if end > len(data):
-        raise _HeaderError(f"data ends inside the {what}", truncated=True)
-
-
-def _parse_jpeg(data, complete: bool) -> _Header:
-    n = len(data)
-    pos = 2
-    orientation = None
-    frame = None
-    while True:
-        _need(data, pos + 2, "marker sequence before the image data")
-        if data[pos] != 0xFF:
-            # libjpeg skips stray bytes between segments with a warning; do the same.
-            nxt = _find(data, b"\xff", pos)
-            pos = n if nxt < 0 else nxt
-            continue
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        pos += 2
-        if marker in _JPEG_STANDALONE:
-            continue
-        if marker == 0xD9:
-            raise _HeaderError("end-of-image marker before any image data")
-        if marker == 0xD8:
-            raise _HeaderError("second start-of-image marker")
-        _need(data, pos + 2, "segment length")
-        (length,) = struct.unpack_from(">H", data, pos)
-        if length < 2:
-            raise _HeaderError(f"segment 0xFF{marker:02X} has length {length}")
-        end = pos + length
-        _need(data, end, f"segment 0xFF{marker:02X}")
-        if marker == 0xE1 and orientation is None and bytes(data[pos + 2:pos + 8]) == b"Exif\x00\x00":
-            # First Exif APP1 only, as libjpeg-based readers do; XMP APP1 has another signature.
-            orientation = _tiff_orientation(data, pos + 8, end, complete)
-        elif marker in _JPEG_SOF and frame is None:
-            if length < 8:
-                raise _HeaderError("start-of-frame segment too short")
-            _, height, width, _ = struct.unpack_from(">BHHB", data, pos + 2)
-            if width == 0 or height == 0:
-                # height 0 means "defined later by a DNL marker", which OpenCV does not support.
-                raise _HeaderError(f"frame size {width}x{height}")
-            frame = (height, width, marker not in _JPEG_LOSSLESS)
-        elif marker == 0xDA:
-            if frame is None:
-                raise _HeaderError("scan before the frame header")
-            height, width, dct = frame
-            return _Header("JPEG", height, width, _valid_orientation(orientation), scan_offset=end, dct=dct)
-        pos = end
-
-
-def _parse_png(data, complete: bool) -> _Header:
-    _need(data, 24, "IHDR chunk")
-    length, ctype = struct.unpack_from(">I4s", data, 8)
-    if ctype != b"IHDR" or length != 13:
-        raise _HeaderError("first chunk is not IHDR")
-    width, height = struct.unpack_from(">II", data, 16)
-    if width == 0 or height == 0:
-        raise _HeaderError(f"image size {width}x{height}")
-    # eXIf is looked for before the first IDAT only, where the PNG spec puts it (libpng and
-    # OpenCV read it there too); chunks are skipped by their lengths, not scanned.
-    orientation = 1
-    pos = 8
-    n = len(data)
-    while True:
-        if pos + 8 > n:
-            if not complete:
-                raise _HeaderError("data ends before the first IDAT chunk", truncated=True)
-            break  # whole file without IDAT: OpenCV will report it
-        length, ctype = struct.unpack_from(">I4s", data, pos)
-        if ctype in (b"IDAT", b"IEND"):
-            break
-        if ctype == b"eXIf":
-            start = pos + 8
-            if bytes(data[start:start + 6]) == b"Exif\x00\x00":  # some writers keep the JPEG prefix
-                start += 6
-            orientation = _tiff_orientation(data, start, pos + 8 + length, complete)
-            break
-        pos += 12 + length
-    return _Header("PNG", height, width, _valid_orientation(orientation))
-
-
-def _parse_webp(data, complete: bool) -> _Header:
-    _need(data, 20, "first chunk header")
-    fourcc = bytes(data[12:16])
-    p = 20  # first chunk payload
-    if fourcc == b"VP8 ":
-        _need(data, p + 10, "VP8 frame header")
-        if bytes(data[p + 3:p + 6]) != b"\x9d\x01\x2a":
-            raise _HeaderError("VP8 start code missing")
-        w, h = struct.unpack_from("<HH", data, p + 6)
-        width, height = w & 0x3FFF, h & 0x3FFF
-        orientation = 1
-    elif fourcc == b"VP8L":
-        _need(data, p + 5, "VP8L header")
-        if data[p] != 0x2F:
-            raise _HeaderError("VP8L signature missing")
-        (bits,) = struct.unpack_from("<I", data, p + 1)
-        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        orientation = 1
-    elif fourcc == b"VP8X":
-        _need(data, p + 10, "VP8X header")
-        flags = data[p]
-        width = int.from_bytes(bytes(data[p + 4:p + 7]), "little") + 1
-        height = int.from_bytes(bytes(data[p + 7:p + 10]), "little") + 1
-        orientation = _webp_exif_orientation(data, complete) if flags & 0x08 else 1
-    else:
-        raise _HeaderError(f"unknown first chunk {fourcc!r}")
-    if width == 0 or height == 0:
-        raise _HeaderError(f"image size {width}x{height}")
-    return _Header("WebP", height, width, _valid_orientation(orientation))
-
-
-def _webp_exif_orientation(data, complete: bool) -> int:
-    # The EXIF chunk usually comes after the image data; chunks are skipped by their sizes.
-    n = len(data)
-    pos = 12
-    while pos + 8 <= n:
-        fourcc = bytes(data[pos:pos + 4])
-        (size,) = struct.unpack_from("<I", data, pos + 4)
-        if fourcc == b"EXIF":
-            start = pos + 8
-            if bytes(data[start:start + 6]) == b"Exif\x00\x00":
-                start += 6
-            return _tiff_orientation(data, start, pos + 8 + size, complete)
-        pos += 8 + size + (size & 1)  # chunks are padded to even sizes
-    if not complete:
-        raise _HeaderError("data ends before the EXIF chunk", truncated=True)
-    return 1
-
-
-def _parse_bmp(data, complete: bool) -> _Header | None:
-    _need(data, 26, "DIB header")
-    (dib,) = struct.unpack_from("<I", data, 14)
-    if dib not in _BMP_DIB_SIZES:
-        return None  # "BM" followed by something else (e.g. a text file): let OpenCV judge
-    if dib == 12:  # OS/2 BITMAPCOREHEADER: 16-bit unsigned sizes
-        width, height = struct.unpack_from("<HH", data, 18)
-    else:
-        width, height = struct.unpack_from("<ii", data, 18)
-        height = abs(height)  # negative height = rows stored top-down
-    if width <= 0 or height == 0:
-        raise _HeaderError(f"image size {width}x{height}")
-    return _Header("BMP", height, width)
-
-
-def _parse_gif(data, complete: bool) -> _Header:
-    _need(data, 10, "logical screen descriptor")
-    width, height = struct.unpack_from("<HH", data, 6)
-    if width == 0 or height == 0:
-        raise _HeaderError(f"image size {width}x{height}")
-    return _Header("GIF", height, width)
-
-
-def _parse_tiff(data, complete: bool) -> _Header | None:
-    # The first IFD may sit anywhere in the file (often at its end), so a prefix may not reach it.
-    try:
-        tags = _ifd0_tags(data, 0, len(data) if complete else _UNBOUNDED,
-                          (_TAG_WIDTH, _TAG_HEIGHT, _TAG_ORIENTATION))
-    except _Incomplete:
-        raise _HeaderError("data ends before the first IFD", truncated=True) from None
-    if _TAG_WIDTH not in tags or _TAG_HEIGHT not in tags:
-        return None  # IFD out of reach or unusual layout: OpenCV decodes and we check afterwards
-    width, height = tags[_TAG_WIDTH], tags[_TAG_HEIGHT]
-    if width == 0 or height == 0:
-        raise _HeaderError(f"image size {width}x{height}")
-    orientation = _valid_orientation(tags.get(_TAG_ORIENTATION, 1))
-    return _Header("TIFF", height, width, orientation, oriented_by_decoder=True)
-
-
-_PARSERS = {"JPEG": _parse_jpeg, "PNG": _parse_png, "WebP": _parse_webp, "BMP": _parse_bmp,
-            "GIF": _parse_gif, "TIFF": _parse_tiff}
-
-
-def _ifd0_tags(data, base: int, end: int, wanted) -> dict:
-    """Single-valued SHORT/LONG tags of the first IFD of a TIFF structure at ``data[base:end]``.
-
-    Used for TIFF files and for EXIF blocks (which are TIFF structures). Malformed input (offsets
-    past ``end``) gives what was found so far: a broken EXIF block should not make a decodable
-    photo unreadable. Raises ``_Incomplete`` when the structure is within ``end`` but the bytes
-    stop first (``end`` may lie beyond ``len(data)`` when only a prefix of the file is at hand).
-    """
-    n = len(data)
-
-    def have(stop: int) -> bool:
-        if stop > end:
-            return False
-        if stop > n:
-            raise _Incomplete
-        return True
-
-    if not have(base + 8):
-        return {}
-    order = bytes(data[base:base + 2])
-    if order == b"II":
-        e = "<"
-    elif order == b"MM":
-        e = ">"
-    else:
-        return {}
-    magic, ifd = struct.unpack_from(e + "HI", data, base + 2)
-    pos = base + ifd
-    if magic != 42 or ifd < 8 or not have(pos + 2):
-        return {}
-    (count,) = struct.unpack_from(e + "H", data, pos)
-    found = {}
-    for i in range(count):
-        q = pos + 2 + 12 * i
-        if not have(q + 12):
-            break
-        tag, typ, cnt = struct.unpack_from(e + "HHI", data, q)
-        if tag in wanted and cnt == 1 and tag not in found:
-            if typ == 3:  # SHORT, left-justified in the 4-byte value field
-                found[tag] = struct.unpack_from(e + "H", data, q + 8)[0]
-            elif typ == 4:  # LONG
-                found[tag] = struct.unpack_from(e + "I", data, q + 8)[0]
-    return found
-
-
-def _valid_orientation(value) -> int:
-    # Out-of-range values are treated as upright, as image viewers do.
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _positive_int(value, name: str) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -36,6 +37,20 @@ _SWAPPED_FORMAT = {"BGR": "RGB", "RGB": "BGR", "BGRA": "RGBA", "RGBA": "BGRA", "
 # Camera formats have no swapped twin: for a BGR-trained model their RGB output is flipped after
 # preprocessing (with mean/std reversed to match).
 _YUV_FORMATS = ("NV12", "NV21", "I420", "YUYV")
+
+#: Scales whose Preprocessor (and per-thread input buffer) a Classifier keeps, least recently used
+#: dropped first: a policy has a few scales, and a stream of odd ``predict(size=...)`` values
+#: must not grow memory without bound.
+PREPROCESSOR_CACHE_SIZE = 8
+
+
+def _lru_put(cache: OrderedDict, key, value):
+    """``cache.setdefault(key, value)`` as the most recent entry, dropping the oldest beyond the bound."""
+    value = cache.setdefault(key, value)
+    cache.move_to_end(key)
+    while len(cache) > PREPROCESSOR_CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
 
 
 # ---------------------------------------------------------------------- settings
@@ -347,8 +362,8 @@ class Classifier:
         self._output_names = [self.model.output.name]
         self._output_kind = self.model.card.output
         self._swap = self.settings.channel_order == "BGR"
-        self._pre: dict[Scale, Any] = {}
-        self._pre_flipped: dict[Scale, Any] = {}
+        self._pre: OrderedDict[Scale, Any] = OrderedDict()
+        self._pre_flipped: OrderedDict[Scale, Any] = OrderedDict()
         self._pre_lock = threading.Lock()
         self._local = threading.local()
         for scale in self.policy.scales:
@@ -397,9 +412,11 @@ class Classifier:
     def preprocessor(self, scale: int | Scale):
         """The (cached) ``Preprocessor`` for one scale, matching the model input's layout and dtype."""
         scale = self.scale(scale)
-        pre = self._pre.get(scale)
-        if pre is not None:
-            return pre
+        with self._pre_lock:
+            pre = self._pre.get(scale)
+            if pre is not None:
+                self._pre.move_to_end(scale)
+                return pre
         from fixres_edge.preprocess import Preprocessor
 
         s = self.settings
@@ -407,29 +424,32 @@ class Classifier:
                            antialias=s.antialias, mean=s.mean, std=s.std, input_format="BGR",
                            layout=s.layout, dtype=s.dtype, crop=s.crop)
         with self._pre_lock:
-            return self._pre.setdefault(scale, pre)
+            return _lru_put(self._pre, scale, pre)
 
     def _buffer(self, scale: Scale, pre) -> np.ndarray:
         # Input buffers are reused across calls, one set per thread (ORT's run is thread-safe,
         # a shared buffer would not be).
         buffers = getattr(self._local, "buffers", None)
         if buffers is None:
-            buffers = self._local.buffers = {}
+            buffers = self._local.buffers = OrderedDict()
         buf = buffers.get(scale)
         if buf is None:
-            buf = buffers[scale] = np.empty(pre.out_shape(1), dtype=pre.config.dtype)
+            return _lru_put(buffers, scale, np.empty(pre.out_shape(1), dtype=pre.config.dtype))
+        buffers.move_to_end(scale)
         return buf
 
     def _flipped_preprocessor(self, scale: Scale):
         """For a BGR-trained model fed YUV frames: the scale's Preprocessor with mean/std in reverse
         order, whose RGB output becomes the model's BGR input once the channels are flipped."""
-        pre = self._pre_flipped.get(scale)
-        if pre is None:
-            base = self.preprocessor(scale)
-            pre = base.replace(mean=base.config.mean[::-1], std=base.config.std[::-1])
-            with self._pre_lock:
-                pre = self._pre_flipped.setdefault(scale, pre)
-        return pre
+        with self._pre_lock:
+            pre = self._pre_flipped.get(scale)
+            if pre is not None:
+                self._pre_flipped.move_to_end(scale)
+                return pre
+        base = self.preprocessor(scale)
+        pre = base.replace(mean=base.config.mean[::-1], std=base.config.std[::-1])
+        with self._pre_lock:
+            return _lru_put(self._pre_flipped, scale, pre)
 
     def _run_scale(self, image: np.ndarray, scale: Scale, input_format: str, width: int | None = None
                    ) -> tuple[np.ndarray, float, float]:

@@ -262,6 +262,18 @@ _PARITY = ParityLog()
 def pytest_addoption(parser):
     parser.addoption("--parity", action="store_true", default=False,
                      help="print the measured level differences of the preprocessing oracle tests")
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (soak, long fuzz runs); skipped by default")
+
+
+def pytest_collection_modifyitems(config, items):
+    # `slow` tests run only when asked: with --run-slow, or when -m names the marker (-m slow).
+    if config.getoption("--run-slow") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (or -m slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -10,6 +10,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import tracemalloc
 import zlib
 
@@ -634,6 +635,112 @@ def test_complete_jpeg_with_trailer_or_padding_is_accepted(photo_jpeg):
     trailer = photo_jpeg + b"SEFH" + bytes(range(256)) * 300  # data appended after EOI by some phones
     np.testing.assert_array_equal(load_image(trailer), expected)
     np.testing.assert_array_equal(load_image(memoryview(trailer)), expected)
+
+
+def demo_photo_jpeg():
+    """matplotlib's sample photo (a real camera JPEG, baseline), or None without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    path = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("source, cut", [
+    ("photo", 0.3), ("photo", 0.5), ("photo", 0.8), ("photo", 0.99),
+    # Progressive: cuts before the last scan (a cut inside it costs only the last refinement bit
+    # of the lower blocks, and is not detected).
+    ("progressive", 0.3), ("progressive", 0.5),
+])
+def test_truncated_jpeg_with_eoi_appended_is_refused(tmp_path, source, cut):
+    # libjpeg decodes such a file with gray blocks (or, progressive, blurred) and only a warning.
+    if source == "photo":
+        data = demo_photo_jpeg()
+        if data is None:
+            pytest.skip("matplotlib's sample photo is not installed")
+    else:
+        data = pil_bytes(smooth_image(200, 300, seed=12), "JPEG", quality=90, progressive=True)
+    good = load_image(data)  # the whole file decodes
+    assert load_image(data, min_short_side=good.shape[0] // 4).shape[0] < good.shape[0]
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: int(len(data) * cut)] + b"\xff\xd9")
+    for s in (None, 16):
+        with pytest.raises(ValueError) as excinfo:
+            load_image(path, min_short_side=s)
+        message = one_line_error(excinfo)
+        assert str(path) in message and "corrupt JPEG" in message and "end-of-image" in message
+
+
+def test_gray_bottom_right_corner_is_not_mistaken_for_missing_data(monkeypatch):
+    # A letterboxed photo whose bottom bar is exactly the gray libjpeg fills missing blocks with:
+    # the second decode runs, finds the data complete, and the image is returned.
+    img = smooth_image(64, 96, seed=15)
+    img[40:] = 128
+    data = jpeg_bytes(img, quality=90)
+    probes = []
+    real = decode.jpeg_with_filler
+    monkeypatch.setattr(decode, "jpeg_with_filler", lambda *a: probes.append(1) or real(*a))
+    image = load_image(data)
+    assert probes and image.shape == (64, 96, 3) and np.all(image[-1, -1] == 128)
+    assert mean_abs_diff(image, img) < 2
+    # The same photo cut short with the marker appended is refused.
+    with pytest.raises(ValueError, match="corrupt JPEG"):
+        load_image(data[: len(data) // 2] + b"\xff\xd9")
+
+
+@pytest.mark.parametrize("length", [0x7F000683, 0xFFFFFFFF, 5000])
+def test_png_chunk_longer_than_the_file_is_refused_before_decoding(monkeypatch, length):
+    # Found by the header fuzz test: OpenCV's PNG reader allocates a chunk's declared length
+    # first, so a 2 kB file claiming a 2 GB IDAT cost 2 GB of memory and a second of CPU.
+    data = bytearray(encode(smooth_image(24, 40), ".png"))
+    struct.pack_into(">I", data, data.find(b"IDAT") - 4, length)
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("OpenCV must not see this file"))
+    with pytest.raises(ValueError) as excinfo:
+        load_image(bytes(data))
+    assert "IDAT" in one_line_error(excinfo) and "PNG" in str(excinfo.value)
+
+
+def test_memoryview_with_many_stray_bytes_is_parsed_in_linear_time():
+    # Found while fuzzing: stray bytes between JPEG markers made the parser copy the rest of a
+    # memoryview (an np.fromfile array) at every gap, 3.7 s for this 1.2 MB input.
+    data = np.frombuffer(b"\xff\xd8\xff\x01" + b"\x00\xff\x01" * 400_000, np.uint8)
+    start = time.process_time()
+    with pytest.raises(ValueError, match="truncated JPEG header"):
+        load_image(data)
+    assert time.process_time() - start < 1.0
+
+
+@pytest.mark.parametrize("typ, value", [(1, bytes([40, 0, 0, 0])), (9, struct.pack("<i", 40))])
+def test_tiff_size_in_any_integer_type_is_checked_before_decoding(monkeypatch, typ, value):
+    # Found while fuzzing: libtiff reads a width stored as BYTE (or SLONG, ...); the parser read
+    # only SHORT and LONG and let OpenCV decode such files before max_pixels was checked.
+    data = bytearray(pil_bytes(marked_image(20, 40), "TIFF"))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, entry)[0] == 256:  # ImageWidth
+            struct.pack_into("<HI", data, entry + 2, typ, 1)
+            data[entry + 8:entry + 12] = value
+    assert image_size(bytes(data)) == (20, 40)
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("decoded before the max_pixels check"))
+    with pytest.raises(ValueError, match="max_pixels=100"):
+        load_image(bytes(data), max_pixels=100)
+
+
+def test_tiff_without_a_size_is_refused():
+    data = bytearray(pil_bytes(marked_image(20, 40), "TIFF"))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, entry)[0] == 257:  # ImageLength -> a private tag
+            struct.pack_into("<H", data, entry, 65000)
+    with pytest.raises(ValueError) as excinfo:
+        load_image(bytes(data))
+    assert "malformed TIFF header" in one_line_error(excinfo)
 
 
 @pytest.mark.aarch64

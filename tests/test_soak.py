@@ -3,6 +3,9 @@
 20000 preprocess calls and 2000 classifications over varied sizes and formats; after a warm-up
 pass (which fills the caches and grows the reused buffers to their final size) the resident set
 may grow by at most 5 MB. Run with ``-s`` to see the RSS figures.
+
+The soak runs are marked ``slow``: skipped by default, run with ``pytest --run-slow`` (or ``-m slow``).
+The cache-bound tests at the end run by default.
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ def varied_inputs(count: int, seed: int) -> list[tuple[str, np.ndarray]]:
 
 
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_preprocess_soak_rss_flat():
     items = varied_inputs(60, seed=11)  # fits the plan cache: steady state has no planning
     # Every 10th call: a size never seen in a while (views of one big frame), so plans and tables
@@ -111,6 +115,7 @@ def test_preprocess_soak_rss_flat():
     assert tables.axis_table.cache_info().currsize <= tables.TABLE_CACHE_SIZE
 
 
+@pytest.mark.slow
 def test_classification_soak_rss_flat(tmp_path):
     pytest.importorskip("onnx")
     from test_model_card import classes_model, jpeg_bytes
@@ -139,6 +144,7 @@ def test_classification_soak_rss_flat(tmp_path):
     assert after - before <= RSS_GROWTH_LIMIT, f"RSS grew by {(after - before) / 2**20:.2f} MB"
 
 
+@pytest.mark.slow
 def test_bundled_model_soak_rss_flat(bundled_model):
     from fixres_edge.runtime import Classifier
 

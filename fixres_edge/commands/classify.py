@@ -193,30 +193,6 @@ def _check_stream_args(args: argparse.Namespace) -> bool:
     return True
 
 
-class _quiet_opencv:
-    """Silence OpenCV's C++ warnings (e.g. "PNG input buffer is incomplete") inside the block:
-    each bad file already gets its own one-line error."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.previous = None
-
-    def __enter__(self):
-        if self.enabled:
-            import cv2
-
-            self.previous = cv2.utils.logging.getLogLevel()
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            import cv2
-
-            cv2.utils.logging.setLogLevel(self.previous)
-        return False
-
-
 def run_stream(args: argparse.Namespace, classifier) -> int:
     """``--camera N`` / ``--video FILE``: see :mod:`fixres_edge.stream`."""
     from fixres_edge.commands._stream_output import print_stream
@@ -253,8 +229,11 @@ def run(args: argparse.Namespace) -> int:
     classifier.warmup()
     if streaming:
         return run_stream(args, classifier)
+    from fixres_edge._native_logs import native_logs_silenced
+
     debug = bool(getattr(args, "debug", False))
-    with _quiet_opencv(not debug):
+    # Each bad file gets one line of ours; OpenCV's and the codecs' own lines would come beside it.
+    with native_logs_silenced(not debug):
         return _classify_files(args, classifier, items, debug)
 
 
