@@ -190,21 +190,16 @@ def memory(size: int, threads: list[int]) -> dict:
             pre = Preprocessor(size=out_size, threads=t)
             out = pre(img)
             pre(img, out=out)
-            helpers = pre.chunks_for(out_size) > 1
             tracemalloc.start()
             try:
-                # A few traced calls first: values the calls replace (a ticket number, a band
-                # helper's own wait call) are then traced on both sides of the comparison.
+                # A few traced calls first: values the calls replace are then traced on both
+                # sides of the comparison.
                 for _ in range(10):
                     pre(img, out=out)
-                if helpers:
-                    time.sleep(0.01)  # band helpers idle alike at both moments, not mid-call
                 base = tracemalloc.get_traced_memory()[0]
                 tracemalloc.reset_peak()
                 for _ in range(100):
                     pre(img, out=out)
-                if helpers:
-                    time.sleep(0.01)
                 current, peak = tracemalloc.get_traced_memory()
                 tracemalloc.reset_peak()
                 base_alloc = tracemalloc.get_traced_memory()[0]
@@ -229,38 +224,6 @@ def memory(size: int, threads: list[int]) -> dict:
                           capture_output=True, text=True, timeout=600)
     nrt = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip().splitlines()[-1:]}
     return {"steady_state": steady, "tables": tables, "numba_runtime": nrt}
-
-
-# ------------------------------------------------------------------------------------ thread wake-up
-def thread_wake_up(threads: list[int], repeat: int = 300) -> dict:
-    """Per thread setting: median us of one 500x375 -> 224 call right after the previous one and
-    after 1 ms of other work (busy Python, holding the GIL), each setting in its own loop.
-
-    Band helpers (``fixres_edge.workers``) poll for about 2 ms after a call, so they are still
-    awake 1 ms later; a call never waits for a helper that has not arrived.
-    """
-    image = np.random.default_rng(2).integers(0, 256, (375, 500, 3), dtype=np.uint8)
-    out = np.empty((1, 3, 224, 224), np.float32)
-    pres = {t: Preprocessor(size=224, threads=t) for t in threads}
-    for pre in pres.values():
-        pre(image, out=out)
-
-    def busy(seconds: float) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-
-    result = {}
-    for gap_us in (0, 1000):
-        for t, pre in pres.items():
-            times = []
-            for _ in range(repeat):
-                busy(gap_us * 1e-6)
-                start = time.perf_counter_ns()
-                pre(image, out=out)
-                times.append(time.perf_counter_ns() - start)
-            result.setdefault(str(t), {})[f"after_{gap_us}us"] = round(float(np.median(times)) / 1e3, 1)
-    return result
 
 
 # ------------------------------------------------------------------------------------ report
@@ -300,13 +263,6 @@ def markdown(report: dict) -> str:
                  + " (array-argument wrappers, freed in the call); tables per geometry: " + ", ".join(
         f"{k} {v['table_bytes'] / 1024:.1f} KB (+{v['workspace_bytes'] / 1024:.1f} KB row buffer)"
         for k, v in mem["tables"].items()) + ".")
-    if "thread_wake_up" in report:
-        wake = report["thread_wake_up"]
-        lines.append("Gap between calls (one 500x375 -> 224 call, median us, right after the previous call / after "
-                     "1 ms of other work): " + ", ".join(f"{t} thread{'s' if t != '1' else ''} {v['after_0us']:g} / "
-                                                         f"{v['after_1000us']:g}" for t, v in wake.items())
-                     + ". Band helpers poll for about 2 ms after a call, so a call 1 ms later still finds them "
-                       "awake, and a call never waits for one that has not arrived.")
     if "start_up" in report:
         su = report["start_up"]
         lines.append(f"Start-up (fresh process: import + one 500x375 frame): warm JIT cache {su['warm']['process_s']:.2f} s "
@@ -336,7 +292,6 @@ def main(argv=None) -> int:
                          **{t: {m: [round(v, 1) for v in values] for m, values in methods.items()}
                             for t, methods in timing["per_photo_us"].items()}},
         "memory": memory(args.size, threads),
-        "thread_wake_up": thread_wake_up(threads),
     }
     if not args.skip_start_up:
         report["start_up"] = bm.cold_start(warm_runs=args.start_up_runs, cold_runs=2)
