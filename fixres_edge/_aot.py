@@ -28,11 +28,7 @@ import ctypes
 import hashlib
 import json
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,11 +68,14 @@ def cpu_fingerprint() -> str:
 
     The library is compiled for the CPU's own features: another CPU must not load it.
     """
-    parts = [platform.machine(), platform.system()]
+    uname = os.uname()
+    parts = [uname.machine, uname.sysname]
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             text = f.read()
-    except OSError:
+    except OSError:  # not Linux: the processor string is what there is
+        import platform
+
         text = platform.processor()
     keys = ("model name", "flags", "features", "cpu implementer", "cpu part", "cpu variant", "isa")
     for line in text.splitlines():
@@ -180,6 +179,8 @@ class BuildError(RuntimeError):
 
 def compiler() -> str | None:
     """The C compiler used to link the module: ``$CC``, else ``cc``, ``gcc`` or ``clang`` on PATH."""
+    import shutil
+
     for candidate in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if candidate and shutil.which(candidate.split()[0]):
             return candidate
@@ -232,6 +233,8 @@ def build(directory: Path | None = None) -> Path:
     BuildError
         With one line saying why (no compiler, compilation or link failure).
     """
+    import subprocess
+    import tempfile
     import time
 
     cc = compiler()
@@ -277,7 +280,7 @@ def build(directory: Path | None = None) -> Path:
             "source_digest": kernel_source_digest(),
             "cpu": cpu_fingerprint(),
             "llvm_cpu": cpu,
-            "machine": platform.machine(),
+            "machine": os.uname().machine,
             "numba": numba.__version__,
             "llvmlite": llvmlite.__version__,
             "library_digest": _file_digest(tmp / LIBRARY),
