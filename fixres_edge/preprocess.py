@@ -491,6 +491,7 @@ class Preprocessor:
             # fixed-point horizontal weights and a ring of resampled rows, one slot per vertical tap.
             record = launch.PillowOrderLaunch(
                 **fields, x_fixed=plan.x.fixed_weights,
+                row_bytes=self.workspace("row_bytes", (plan.x.hi - plan.x.lo) * channels, np.uint8),
                 ring=self.workspace("ring", plan.y.taps * 3 * g.out_w, np.float32),
                 ring_ids=self.workspace("ring_ids", plan.y.taps, np.int64))
             return flat, self.bind("pillow_order", record)

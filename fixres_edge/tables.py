@@ -60,9 +60,9 @@ class AxisTable:
 
     @cached_property
     def fixed_weights(self) -> np.ndarray:
-        """The weights in Pillow's fixed point (integers in units of 2**-22, stored as float64 so the
-        exact 8-bit pass needs no int conversions), for exact 8-bit passes."""
-        fixed = np.rint(self.weights.astype(np.float64) * _PILLOW_ONE)
+        """The weights in Pillow's fixed point: int32 in units of 2**-22, as Pillow's 8-bit passes use
+        them (255 times the sum of their magnitudes stays below 2**31 for every filter here)."""
+        fixed = np.rint(self.weights.astype(np.float64) * _PILLOW_ONE).astype(np.int32)
         fixed.setflags(write=False)
         return fixed
 

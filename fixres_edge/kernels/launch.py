@@ -100,11 +100,12 @@ class InterleavedLaunch(OutputSpec):
 class PillowOrderLaunch(InterleavedLaunch):
     """``kernels.resample.pillow_order``: antialiased bicubic in Pillow's pass order.
 
-    Adds the horizontal weights in Pillow's fixed point (``x_fixed``, float64 integers) and a
+    Adds the horizontal weights in Pillow's fixed point (``x_fixed``, int32) and a
     ring of horizontally resampled rows, one slot per vertical tap (``ring``, ``ring_ids``).
     """
 
-    x_fixed: np.ndarray = _array(np.float64, lambda r: r.out_w * r.taps_x)
+    x_fixed: np.ndarray = _array(np.int32, lambda r: r.out_w * r.taps_x)
+    row_bytes: np.ndarray = _array(np.uint8, lambda r: (r.x_hi - r.x_lo) * r.channels)
     ring: np.ndarray = _array(np.float32, lambda r: r.taps_y * 3 * r.out_w)
     ring_ids: np.ndarray = _array(np.int64, lambda r: r.taps_y)
 

@@ -126,7 +126,8 @@ def _pillow_order(address):
     y_start = carray(pointer(r.y_start, np.int64), (out_h,))
     y_weights = carray(pointer(r.y_weights, np.float32), (out_h, taps_y))
     x_start = carray(pointer(r.x_start, np.int64), (out_w,))
-    x_fixed = carray(pointer(r.x_fixed, np.float64), (out_w, r.taps_x))
+    x_fixed = carray(pointer(r.x_fixed, np.int32), (out_w, r.taps_x))
+    row_bytes = carray(pointer(r.row_bytes, np.uint8), ((r.x_hi - r.x_lo) * channels,))
     row = carray(pointer(r.scratch, np.float32), (r.scratch_len,))
     planar = carray(pointer(r.out, np.float32), (3, out_h, out_w))  # read only when r.direct
     width3 = 3 * out_w
@@ -149,17 +150,17 @@ def _pillow_order(address):
             slot = source_row % taps_y
             resampled = slots[slot * width3:(slot + 1) * width3]
             if ids[slot] != source_row:
-                # One source row, as float, then the horizontal taps into three planar rows.
+                # One source row's bytes (copied only when its pixels are not contiguous), then the
+                # horizontal taps into three planar rows.
                 first = r.source_offset + source_row * r.row_stride
                 if contiguous_pixels:
                     src = flat[first + x_lo * channels:first + x_lo * channels + span]
-                    for i in range(span):
-                        row[i] = src[i]
                 else:
+                    src = row_bytes
                     for x in range(x_lo, r.x_hi):
                         for c in range(channels):
-                            row[(x - x_lo) * channels + c] = flat[first + x * r.pixel_stride + c * r.channel_stride]
-                _horizontal_fixed(row, x_start, x_lo, x_fixed, channels, c0, c1, c2, resampled, out_w)
+                            src[(x - x_lo) * channels + c] = flat[first + x * r.pixel_stride + c * r.channel_stride]
+                _horizontal_fixed(src, x_start, x_lo, x_fixed, channels, c0, c1, c2, resampled, out_w)
                 ids[slot] = source_row
             w = y_weights[y, k]
             if k == 0:
@@ -533,19 +534,19 @@ def _yuv_to_rgb(luma, du, dv):
             np.uint8(min(max(b, zero), top)))
 
 
-def _horizontal_fixed(row, x_start, x_lo, x_fixed, channels, c0, c1, c2, resampled, out_w):
+def _horizontal_fixed(src, x_start, x_lo, x_fixed, channels, c0, c1, c2, resampled, out_w):
     """Pillow's 8-bit horizontal pass, exactly: (2**21 + sum k * pixel) >> 22, clipped to 0..255.
 
-    ``row`` holds integer pixel values (as float32) and ``x_fixed`` integer weights (as float64):
-    every product and sum is an integer below 2**53, so float64 arithmetic is exact and the
-    shift is a multiplication by 2**-22 and a floor, with no int conversions in the loop.
-    ``resampled`` gets the three output channels as consecutive planar rows.
+    ``src`` holds the source row's bytes from column ``x_lo`` and ``x_fixed`` Pillow's int32
+    weights; the sums are int32 as in Pillow (they cannot overflow: see ``tables.fixed_weights``)
+    and the shift is Pillow's floor. ``resampled`` gets the three output channels as consecutive
+    planar rows (float32, for the vertical pass).
     """
     taps = x_fixed.shape[1]
-    half = np.float64(1 << 21)
-    unit = np.float64(1.0) / np.float64(1 << 22)
-    zero = np.float64(0.0)
-    top = np.float64(255.0)
+    half = np.int32(1 << 21)
+    shift = np.int32(22)
+    zero = np.int32(0)
+    top = np.int32(255)
     step = np.uint64(channels)
     for j in range(out_w):
         at = np.uint64((x_start[j] - x_lo) * channels)
@@ -554,13 +555,13 @@ def _horizontal_fixed(row, x_start, x_lo, x_fixed, channels, c0, c1, c2, resampl
         a2 = half
         for k in range(taps):
             w = x_fixed[j, k]
-            a0 += w * np.float64(row[at + c0])
-            a1 += w * np.float64(row[at + c1])
-            a2 += w * np.float64(row[at + c2])
+            a0 += w * np.int32(src[at + c0])
+            a1 += w * np.int32(src[at + c1])
+            a2 += w * np.int32(src[at + c2])
             at += step
-        resampled[j] = min(max(np.floor(a0 * unit), zero), top)
-        resampled[out_w + j] = min(max(np.floor(a1 * unit), zero), top)
-        resampled[2 * out_w + j] = min(max(np.floor(a2 * unit), zero), top)
+        resampled[j] = np.float32(min(max(a0 >> shift, zero), top))
+        resampled[out_w + j] = np.float32(min(max(a1 >> shift, zero), top))
+        resampled[2 * out_w + j] = np.float32(min(max(a2 >> shift, zero), top))
 
 
 def _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2):
