@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from fixres_edge.model import ModelCard
+from fixres_edge.model import ConfigError, ModelCard
 from fixres_edge.policy import fixres_sizes
 
 #: File names looked for beside a model, in this order.
@@ -81,10 +81,6 @@ _PREPROCESSING_WORDS = ("size", "crop", "mean", "std", "interp", "resample", "re
                         "pad", "channel", "rgb", "bgr", "label", "class")
 # Float fields compared with a tolerance when two files state them.
 _FLOAT_TOLERANCE = 1e-6
-
-
-class ConfigError(ValueError):
-    """A model description (config file, labels, preprocessing options) that cannot be used."""
 
 
 @dataclass(frozen=True)
