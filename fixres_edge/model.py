@@ -609,9 +609,13 @@ def open_session(path: Path, threads: int | None = None, providers: Sequence[str
         raise ValueError(f"cannot load ONNX model {path}: {_first_line(error)}") from None
 
 
-def describe_session(session, path: Path) -> tuple[ModelCard, ModelInput, ModelOutput]:
-    """Read card, image input and output from a session; ``ValueError`` for unusable models."""
-    card = ModelCard.from_onnx_metadata(session.get_modelmeta().custom_metadata_map)
+def describe_session(session, path: Path, card: ModelCard | None = None) -> tuple[ModelCard, ModelInput, ModelOutput]:
+    """Read card, image input and output from a session; ``ValueError`` for unusable models.
+
+    ``card`` replaces the card stored in the model (to check a card before writing it).
+    """
+    if card is None:
+        card = ModelCard.from_onnx_metadata(session.get_modelmeta().custom_metadata_map)
     model_name = card.name or Path(path).name
     model_input = ModelInput.from_session(session, card, model_name)
     outputs = session.get_outputs()
