@@ -147,18 +147,28 @@ def _scale_fields(scale: Scale) -> tuple[int, float]:
     return scale.size, scale.crop_pct
 
 
-def assumed_preprocessing(settings: Settings, model_input: ModelInput) -> tuple[str, ...]:
+#: Card fields that describe preprocessing: a card or config stating any of them is taken as the
+#: author's description (unstated fields then take the documented defaults without a warning).
+PREPROCESSING_FIELDS = ("train_size", "crop_pct", "interpolation", "antialias", "mean", "std", "scales",
+                        "size_stride")
+
+
+def assumed_preprocessing(settings: Settings, model_input: ModelInput,
+                          card_origin: dict | None = None) -> tuple[str, ...]:
     """What a model runs with that nothing stated and that can silently be wrong.
 
-    The input size and crop of a dynamic-size model, and mean/std of a float model (a uint8 model
-    takes pixels and normalizes inside its graph). Once something is assumed, an assumed crop is
-    named too.
+    Only for a model whose card and config state no preprocessing at all (``card_origin``: field
+    -> "card" / "config" / "argument"): the input size and crop of a dynamic-size model, and
+    mean/std of a float model (a uint8 model takes pixels and normalizes inside its graph), unless
+    arguments gave them. Once something is assumed, an assumed crop is named too.
 
     Returns
     -------
     tuple of str
         Empty when nothing that matters was assumed.
     """
+    if any((card_origin or {}).get(key) in ("card", "config") for key in PREPROCESSING_FIELDS):
+        return ()
     scale = settings.policy.scales[0]
     origin = settings.origin
     assumed = []
@@ -481,11 +491,6 @@ class Classifier:
             self._card, self.model.input, policy=policy, size=size, crop_pct=crop_pct,
             interpolation=interpolation, antialias=antialias, mean=mean, std=std, crop=crop,
             model_name=self.model.name, card_origin=self.card_origin)
-        for note in (self.config.notes if self.config is not None else ()):
-            warnings.warn(PreprocessingWarning(note), stacklevel=2)
-        assumed = assumed_preprocessing(self.settings, self.model.input)
-        if assumed:
-            warnings.warn(PreprocessingWarning(assumed_message(self.model.name, assumed)), stacklevel=2)
         self._explicit_crop_pct = crop_pct
         self.reduced_decode = bool(reduced_decode)
         self._session = self.model.session
@@ -499,6 +504,12 @@ class Classifier:
         self._local = threading.local()
         for scale in self.policy.scales:
             self.preprocessor(scale)  # fail early on bad settings
+        # Said once, after every setting was accepted.
+        for note in (self.config.notes if self.config is not None else ()):
+            warnings.warn(PreprocessingWarning(note), stacklevel=2)
+        assumed = assumed_preprocessing(self.settings, self.model.input, self.card_origin)
+        if assumed:
+            warnings.warn(PreprocessingWarning(assumed_message(self.model.name, assumed)), stacklevel=2)
 
     # ------------------------------------------------------------------ properties
     @property

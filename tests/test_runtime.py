@@ -116,7 +116,6 @@ def test_nhwc_uint8_static_feed_exact(models):
     np.testing.assert_array_equal(raw.reshape(8, 8, 3), image[..., ::-1].astype(np.float32))
 
 
-@pytest.mark.filterwarnings("ignore::fixres_edge.runtime.PreprocessingWarning")  # card-less: warns, tested elsewhere
 def test_float16_input(tmp_path, float16_supported):
     if not float16_supported:
         pytest.skip("Preprocessor has no float16 output")

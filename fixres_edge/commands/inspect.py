@@ -56,7 +56,7 @@ def describe(model, **options) -> dict:
     except (ValueError, OSError) as error:
         info.update(usable=False, error=str(error).splitlines()[0])
         return info
-    assumed = assumed_preprocessing(settings, model_input)
+    assumed = assumed_preprocessing(settings, model_input, origin)
     for note in (config.notes if config is not None else ()):
         warnings.warn(PreprocessingWarning(note), stacklevel=2)
     if assumed:
