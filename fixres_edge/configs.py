@@ -239,6 +239,8 @@ def _timm_fields(data: Mapping, where: str) -> tuple[dict, list[str], list[str]]
                     and top[key] != cfg[key]:
                 raise ConfigError(f"{where}: {key!r} is {top[key]!r} at the top level but {cfg[key]!r} in "
                                   f"'pretrained_cfg'")
+    if nested and cfg.get("num_classes") is not None:
+        _positive_int(cfg["num_classes"], where, "num_classes")  # the pretrained head's; checked, then overridden
     merged = {**cfg, **{k: v for k, v in top.items() if k in _TIMM_KEYS}} if nested else dict(cfg)
     fields: dict[str, Any] = {}
     notes: list[str] = []
