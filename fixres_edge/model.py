@@ -476,14 +476,16 @@ def valid_sizes(card: ModelCard, model_input: ModelInput | None = None) -> tuple
     """Input sizes worth listing for a model: its static size, or stride multiples around train_size.
 
     The list is a suggestion for messages and ``inspect`` (0.7x to 1.45x the training size); any
-    multiple of ``size_stride`` is accepted.
+    multiple of ``size_stride`` is accepted. Without a stated stride the sizes step by 32 from the
+    training size itself (240: 176, 208, 240, ...), as :func:`fixres_edge.policy.fixres_sizes` does.
     """
     if model_input is not None and model_input.static_size is not None:
         return (model_input.static_size,)
     stride = card.size_stride or 32
     train = card.train_size or 224
-    low = max(stride, -(-int(0.7 * train) // stride) * stride)
-    high = int(1.45 * train) // stride * stride
+    offset = 0 if card.size_stride else train % stride
+    low = max(stride, -(-(int(0.7 * train) - offset) // stride) * stride + offset)
+    high = (int(1.45 * train) - offset) // stride * stride + offset
     return tuple(range(low, high + 1, stride))
 
 

@@ -299,3 +299,11 @@ def test_default_scales_follow_the_training_size():
     assert default_scales(ModelCard(train_size=240))[0] == Scale(208, 0.875)
     # A stated stride that the training size is not a multiple of: sizes stay on the stride.
     assert [s.size for s in default_scales(ModelCard(train_size=240, size_stride=32))] == [192, 256, 288, 320]
+
+
+def test_suggested_sizes_step_from_the_training_size():
+    from fixres_edge.model import valid_sizes
+
+    assert valid_sizes(ModelCard(train_size=240)) == (176, 208, 240, 272, 304, 336)
+    assert valid_sizes(ModelCard()) == (160, 192, 224, 256, 288, 320)
+    assert valid_sizes(ModelCard(train_size=240, size_stride=32)) == (192, 224, 256, 288, 320)
