@@ -18,6 +18,7 @@ COMMANDS = {
     "calibrate": "calibrate",
     "bench": "bench",
     "inspect": "inspect",
+    "card": "card",
     "warmup": "warmup",
 }
 

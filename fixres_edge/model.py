@@ -268,45 +268,126 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
     return path
 
 
+class ConfigError(ValueError):
+    """A model description (config file, labels file, preprocessing option) that cannot be used.
+
+    Raised with one line naming the file or option and the problem; the command line reports it
+    as a usage error (exit code 2).
+    """
+
+
+#: Number of classes of ImageNet-1k: a model with this many outputs and no labels gets the bundled
+#: ImageNet-1k names (in the usual sorted-WordNet-id order).
+IMAGENET_CLASSES = 1000
+IMAGENET_LABELS_FILE = "imagenet_labels.txt"
+
+
+def generated_label(index: int) -> str:
+    """The name of a class nothing names: ``"class 17"``."""
+    return f"class {index}"
+
+
+def read_labels_file(path: str | os.PathLike) -> tuple[str, ...]:
+    """Class names from a text file, one per line in index order (trailing blank lines dropped).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file is missing.
+    ConfigError
+        When it holds no names or a blank line between names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"labels file not found: {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"labels file {path} is not UTF-8 text (one class name per line)") from None
+    while lines and not lines[-1].strip():
+        lines.pop()  # trailing blank lines are not classes
+    names = tuple(line.strip() for line in lines)
+    if not names:
+        raise ConfigError(f"labels file {path} is empty (one class name per line)")
+    if "" in names:
+        raise ConfigError(f"labels file {path} has a blank line at line {names.index('') + 1} "
+                          f"(one class name per line)")
+    return names
+
+
+def imagenet_labels() -> tuple[str, ...]:
+    """The bundled ImageNet-1k class names."""
+    return read_labels_file(bundled_model_path().parent / IMAGENET_LABELS_FILE)
+
+
+def resolve_labels(card: ModelCard, model_path: str | os.PathLike | None, num_classes: int | None = None,
+                   labels=None, card_source: str = "the model card") -> tuple[tuple[str, ...], str]:
+    """Class names in index order, and where they came from.
+
+    Order of sources: ``labels`` (a labels file path, or a sequence of names), ``card.labels_file``
+    (relative to the model file), ``card.labels``, the bundled ImageNet-1k names for a model with
+    1000 classes, then generated names ``"class <i>"``.
+
+    Parameters
+    ----------
+    card : ModelCard
+    model_path : path or None
+        The model file (``labels_file`` is relative to its folder).
+    num_classes : int, optional
+        The model's number of outputs (else ``card.num_classes``).
+    labels : path or sequence of str, optional
+        Explicit labels (the ``labels`` argument, ``--labels FILE``).
+    card_source : str
+        How messages name the card (e.g. "config.json" when the labels came from a config file).
+
+    Returns
+    -------
+    (tuple of str, str)
+        Names (``()`` when nothing tells the number of classes) and their source.
+
+    Raises
+    ------
+    FileNotFoundError
+        A labels file that is missing.
+    ConfigError
+        When the number of names differs from the number of classes.
+    """
+    count = num_classes if num_classes is not None else card.num_classes
+    names: tuple[str, ...] | None = None
+    if labels is not None:
+        if isinstance(labels, (str, os.PathLike)):
+            names, source = read_labels_file(labels), f"labels file {labels}"
+        elif isinstance(labels, Sequence) and labels and all(isinstance(n, str) for n in labels):
+            names, source = tuple(labels), "the labels argument"
+        else:
+            raise ConfigError(f"labels must be a labels file path or a non-empty list of names, got {labels!r}")
+    elif card.labels_file:
+        base = Path(model_path).parent if model_path is not None else Path.cwd()
+        path = base / card.labels_file
+        if not path.is_file():
+            raise FileNotFoundError(f"labels file named by {card_source} not found: {path}")
+        names, source = read_labels_file(path), f"labels file {path}"
+    elif card.labels:
+        names, source = card.labels, card_source
+    elif count == IMAGENET_CLASSES:
+        return imagenet_labels(), "ImageNet-1k (a 1000-class model without labels)"
+    if names is None:
+        return tuple(generated_label(i) for i in range(count or 0)), "generated"
+    if count is not None and len(names) != count:
+        raise ConfigError(f"{source} has {len(names)} labels but the model has {count} classes")
+    return names, source
+
+
 def load_labels(card: ModelCard, model_path: str | os.PathLike | None,
                 num_classes: int | None = None) -> tuple[str, ...]:
-    """Class names in index order.
-
-    Order of sources: ``card.labels_file`` (relative to the model file), ``card.labels``, then
-    generated names ``class_<i>`` for ``num_classes`` (or ``card.num_classes``) classes.
+    """Class names in index order (:func:`resolve_labels` without explicit labels).
 
     Returns
     -------
     tuple of str
         ``()`` when nothing tells the number of classes.
-
-    Raises
-    ------
-    FileNotFoundError
-        When the card names a labels file that is missing.
-    ValueError
-        When the number of names does not match ``num_classes``.
     """
-    count = num_classes if num_classes is not None else card.num_classes
-    labels: tuple[str, ...] | None = None
-    if card.labels_file:
-        base = Path(model_path).parent if model_path is not None else Path.cwd()
-        path = base / card.labels_file
-        if not path.is_file():
-            raise FileNotFoundError(f"labels file named by the model card not found: {path}")
-        lines = path.read_text(encoding="utf-8").splitlines()
-        while lines and not lines[-1].strip():
-            lines.pop()  # trailing blank lines are not classes
-        labels = tuple(line.strip() for line in lines)
-        source = str(path)
-    elif card.labels:
-        labels = card.labels
-        source = "the model card"
-    if labels is None:
-        return tuple(f"class_{i}" for i in range(count or 0))
-    if count is not None and len(labels) != count:
-        raise ValueError(f"{source} has {len(labels)} labels but the model has {count} classes")
-    return labels
+    return resolve_labels(card, model_path, num_classes)[0]
 
 
 # ---------------------------------------------------------------------- model input / output
@@ -402,14 +483,16 @@ def valid_sizes(card: ModelCard, model_input: ModelInput | None = None) -> tuple
     """Input sizes worth listing for a model: its static size, or stride multiples around train_size.
 
     The list is a suggestion for messages and ``inspect`` (0.7x to 1.45x the training size); any
-    multiple of ``size_stride`` is accepted.
+    multiple of ``size_stride`` is accepted. Without a stated stride the sizes step by 32 from the
+    training size itself (240: 176, 208, 240, ...), as :func:`fixres_edge.policy.fixres_sizes` does.
     """
     if model_input is not None and model_input.static_size is not None:
         return (model_input.static_size,)
     stride = card.size_stride or 32
     train = card.train_size or 224
-    low = max(stride, -(-int(0.7 * train) // stride) * stride)
-    high = int(1.45 * train) // stride * stride
+    offset = 0 if card.size_stride else train % stride
+    low = max(stride, -(-(int(0.7 * train) - offset) // stride) * stride + offset)
+    high = (int(1.45 * train) - offset) // stride * stride + offset
     return tuple(range(low, high + 1, stride))
 
 
@@ -530,9 +613,13 @@ def open_session(path: Path, threads: int | None = None, providers: Sequence[str
         raise ValueError(f"cannot load ONNX model {path}: {one_line(error)}") from None
 
 
-def describe_session(session, path: Path) -> tuple[ModelCard, ModelInput, ModelOutput]:
-    """Read card, image input and output from a session; ``ValueError`` for unusable models."""
-    card = ModelCard.from_onnx_metadata(session.get_modelmeta().custom_metadata_map)
+def describe_session(session, path: Path, card: ModelCard | None = None) -> tuple[ModelCard, ModelInput, ModelOutput]:
+    """Read card, image input and output from a session; ``ValueError`` for unusable models.
+
+    ``card`` replaces the card stored in the model (to check a card before writing it).
+    """
+    if card is None:
+        card = ModelCard.from_onnx_metadata(session.get_modelmeta().custom_metadata_map)
     model_name = card.name or Path(path).name
     model_input = ModelInput.from_session(session, card, model_name)
     outputs = session.get_outputs()

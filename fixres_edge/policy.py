@@ -257,6 +257,48 @@ def round_to_stride(value: float, stride: int) -> int:
     return max(stride, int(math.floor(value / stride + 0.5)) * stride)
 
 
+def fixres_sizes(train_size: int, stride: int = DEFAULT_STRIDE) -> tuple[int, ...]:
+    """The FixRes scale set derived from a training size: about 0.86x, 1x, 1.14x, 1.29x of it.
+
+    Each size is the training size plus a whole number of strides (the nearest to the factor), so
+    the training size itself is always in the set and every size shares its remainder modulo the
+    stride: a model trained at 240 with stride 32 gets 208, 240, 272, 304, and one trained at a
+    multiple of the stride gets multiples of it (224 / 32: 192, 224, 256, 288). Networks with
+    TensorFlow "SAME" padding fixed at export time are exact only at sizes that halve like the
+    training size, which this keeps.
+
+    Parameters
+    ----------
+    train_size : int
+        Input size the model was trained at (>= 1).
+    stride : int, default 32
+        Spacing of the sizes (the model's ``size_stride``).
+
+    Returns
+    -------
+    tuple of int
+        Sorted, distinct, positive sizes; the training size is always included.
+
+    Examples
+    --------
+    >>> fixres_sizes(224, 32)
+    (192, 224, 256, 288)
+    >>> fixres_sizes(260, 32)
+    (228, 260, 292, 324)
+    """
+    for name, value in (("train_size", train_size), ("stride", stride)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    train_size, stride = int(train_size), int(stride)
+    sizes = set()
+    for factor in FIXRES_FACTORS:
+        steps = int(math.floor((factor - 1.0) * train_size / stride + 0.5))
+        size = train_size + steps * stride
+        if size >= 1:
+            sizes.add(size)
+    return tuple(sorted(sizes))
+
+
 def default_scales(card=None, dynamic_size: bool = True, static_size: int | None = None) -> tuple[Scale, ...]:
     """The default FixRes scale set for a model.
 
@@ -273,9 +315,9 @@ def default_scales(card=None, dynamic_size: bool = True, static_size: int | None
     Returns
     -------
     tuple of Scale
-        Dynamic models: the card's ``scales`` if given, else the FixRes rule (about 0.86x, 1x, 1.14x,
-        1.29x the training size, rounded to the stride: 192, 224, 256, 288 for 224 / 32), all at the
-        card's crop_pct, sorted by size. Static models: the fixed size at crop_pct 1.0, 0.875, 0.75
+        Dynamic models: the card's ``scales`` if given, else :func:`fixres_sizes` of the training
+        size (224 when not stated) and the stride (32 when not stated): 192, 224, 256, 288 for
+        224 / 32, 208, 240, 272, 304 for 240; all at the card's crop_pct, sorted by size. Static models: the fixed size at crop_pct 1.0, 0.875, 0.75
         (plus the card's crop_pct if different): zooming is the only FixRes lever they have.
     """
     crop = getattr(card, "crop_pct", None) or DEFAULT_CROP_PCT
@@ -283,9 +325,13 @@ def default_scales(card=None, dynamic_size: bool = True, static_size: int | None
     if dynamic_size:
         sizes = getattr(card, "scales", None)
         if not sizes:
-            stride = getattr(card, "size_stride", None) or DEFAULT_STRIDE
+            stated = getattr(card, "size_stride", None)
             base = train or DEFAULT_TRAIN_SIZE
-            sizes = [round_to_stride(base * f, stride) for f in FIXRES_FACTORS]
+            if stated and base % stated:
+                # Sizes must be multiples of a stated stride even when the training size is not.
+                sizes = [round_to_stride(base * f, stated) for f in FIXRES_FACTORS]
+            else:
+                sizes = fixres_sizes(base, stated or DEFAULT_STRIDE)
         return tuple(Scale(s, crop) for s in sorted(set(sizes)))
     size = static_size or train or DEFAULT_TRAIN_SIZE
     crops = sorted(set(STATIC_CROP_PCTS) | {crop}, reverse=True)

@@ -7,14 +7,19 @@ The flow of one :meth:`Classifier.predict`::
            -> policy (single / cascade / ensemble) -> top-k -> Prediction
 
 Settings come from one resolver, :func:`resolve_settings`, with timm's precedence: explicit
-argument, then the policy (scales only), then the model card, then library defaults.
+argument, then the policy (scales only), then the model card, then a config file (timm
+``config.json`` or Hugging Face ``preprocessor_config.json``, see :mod:`fixres_edge.configs`), then
+library defaults. A float model that runs on assumed defaults says so once
+(:class:`PreprocessingWarning`).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from collections import OrderedDict
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,7 +28,9 @@ import numpy as np
 
 from fixres_edge.constants import IMAGENET_MEAN, IMAGENET_STD
 from fixres_edge.errors import ITEM_ERRORS, one_line
-from fixres_edge.model import LoadedModel, ModelCard, ModelInput, check_size, load_model
+from fixres_edge.model import (
+    ConfigError, LoadedModel, ModelCard, ModelInput, check_size, generated_label, load_model, resolve_labels,
+)
 from fixres_edge.policy import DEFAULT_CROP_PCT, DEFAULT_TRAIN_SIZE, Scale, ScalePolicy, run_policy
 
 # Library defaults (the last step of the precedence): torchvision/timm evaluation settings.
@@ -54,12 +61,17 @@ def _lru_put(cache: OrderedDict, key, value):
 
 
 # ---------------------------------------------------------------------- settings
+class PreprocessingWarning(UserWarning):
+    """A model runs with preprocessing that nothing stated (assumed defaults), or that a config file
+    describes only approximately."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved preprocessing and policy for a model (output of :func:`resolve_settings`).
 
     ``origin`` maps each setting to where its value came from: "argument", "policy", "card",
-    "model input" or "default".
+    "config", "model input" or "default".
     """
 
     policy: ScalePolicy
@@ -74,8 +86,8 @@ class Settings:
     origin: dict = field(default_factory=dict, hash=False, compare=False)
 
 
-def _pick(name: str, explicit: Any, card_value: Any, default: Any, origin: dict) -> Any:
-    for value, source in ((explicit, "argument"), (card_value, "card")):
+def _pick(name: str, explicit: Any, card_value: Any, default: Any, origin: dict, card_source: str = "card") -> Any:
+    for value, source in ((explicit, "argument"), (card_value, card_source)):
         if value is not None:
             origin[name] = source
             return value
@@ -95,16 +107,20 @@ def default_scale(card: ModelCard, model_input: ModelInput | None, size: int | N
 def resolve_settings(card: ModelCard, model_input: ModelInput, *, policy: ScalePolicy | None = None,
                      size: int | None = None, crop_pct: float | None = None, interpolation: str | None = None,
                      antialias: bool | None = None, mean=None, std=None, crop: str | None = None,
-                     model_name: str | None = None) -> Settings:
+                     model_name: str | None = None, card_origin: dict | None = None) -> Settings:
     """The one place that decides a Classifier's settings.
 
     Precedence, per setting: explicit argument, then ``policy`` (scales only), then the model card,
-    then library defaults (224, crop_pct 0.875, bilinear, antialias, ImageNet mean/std, center crop).
-    An explicit ``size`` or ``crop_pct`` replaces the policy by a single scale. Layout and dtype
-    always come from the model input. Every scale is checked against the model (static size,
-    ``size_stride``).
+    then a config file, then library defaults (224, crop_pct 0.875, bilinear, antialias, ImageNet
+    mean/std, center crop). ``card`` is the card with the config's fields filled in
+    (:func:`fixres_edge.configs.card_with_config`) and ``card_origin`` says per field whether it
+    came from the "card" or the "config" (or an "argument" folded into the card). An explicit
+    ``size`` or ``crop_pct`` replaces the policy by a single scale. Layout and dtype always come from
+    the model input. Every scale is checked against the model (static size, ``size_stride``).
     """
     origin: dict[str, str] = {}
+    card_origin = card_origin or {}
+    source = lambda key: card_origin.get(key, "card")  # noqa: E731
     name = model_name or card.name
     if size is not None or crop_pct is not None:
         chosen = ScalePolicy.single(*_scale_fields(default_scale(card, model_input, size, crop_pct)), model=name)
@@ -117,16 +133,20 @@ def resolve_settings(card: ModelCard, model_input: ModelInput, *, policy: ScaleP
         origin["scales"] = "policy"
     else:
         chosen = ScalePolicy.single(*_scale_fields(default_scale(card, model_input)), model=name)
-        origin["scales"] = "card" if (card.train_size or card.crop_pct) else (
-            "model input" if model_input.static_size else "default")
+        stated = "train_size" if card.train_size else ("crop_pct" if card.crop_pct else None)
+        if model_input.static_size:
+            origin["scales"] = "model input"
+        else:
+            origin["scales"] = source(stated) if stated else "default"
     for scale in chosen.scales:
         check_size(scale.size, card, model_input, name)
     return Settings(
         policy=chosen,
-        interpolation=_pick("interpolation", interpolation, card.interpolation, DEFAULT_INTERPOLATION, origin),
-        antialias=_pick("antialias", antialias, card.antialias, DEFAULT_ANTIALIAS, origin),
-        mean=tuple(_pick("mean", mean, card.mean, IMAGENET_MEAN, origin)),
-        std=tuple(_pick("std", std, card.std, IMAGENET_STD, origin)),
+        interpolation=_pick("interpolation", interpolation, card.interpolation, DEFAULT_INTERPOLATION, origin,
+                            source("interpolation")),
+        antialias=_pick("antialias", antialias, card.antialias, DEFAULT_ANTIALIAS, origin, source("antialias")),
+        mean=tuple(_pick("mean", mean, card.mean, IMAGENET_MEAN, origin, source("mean"))),
+        std=tuple(_pick("std", std, card.std, IMAGENET_STD, origin, source("std"))),
         crop=_pick("crop", crop, None, DEFAULT_CROP, origin),
         layout=model_input.layout,
         dtype=model_input.dtype,
@@ -137,6 +157,112 @@ def resolve_settings(card: ModelCard, model_input: ModelInput, *, policy: ScaleP
 
 def _scale_fields(scale: Scale) -> tuple[int, float]:
     return scale.size, scale.crop_pct
+
+
+#: Card fields that describe preprocessing: a card or config stating any of them is taken as the
+#: author's description (unstated fields then take the documented defaults without a warning).
+PREPROCESSING_FIELDS = ("train_size", "crop_pct", "interpolation", "antialias", "mean", "std", "scales",
+                        "size_stride")
+
+
+def assumed_preprocessing(settings: Settings, model_input: ModelInput,
+                          card_origin: dict | None = None) -> tuple[str, ...]:
+    """What a model runs with that nothing stated and that can silently be wrong.
+
+    Only for a model whose card and config state no preprocessing at all (``card_origin``: field
+    -> "card" / "config" / "argument"): the input size and crop of a dynamic-size model, and
+    mean/std of a float model (a uint8 model takes pixels and normalizes inside its graph), unless
+    arguments gave them. Once something is assumed, an assumed crop is named too.
+
+    Returns
+    -------
+    tuple of str
+        Empty when nothing that matters was assumed.
+    """
+    if any((card_origin or {}).get(key) in ("card", "config") for key in PREPROCESSING_FIELDS):
+        return ()
+    scale = settings.policy.scales[0]
+    origin = settings.origin
+    assumed = []
+    if origin.get("scales") == "default":
+        assumed.append(f"size {scale.size}, crop_pct {scale.crop_pct:g}")
+    if model_input.dtype != "uint8" and "default" in (origin.get("mean"), origin.get("std")):
+        if origin.get("scales") == "model input":
+            assumed.append(f"crop_pct {scale.crop_pct:g}")
+        assumed.append("ImageNet mean/std")
+    return tuple(assumed)
+
+
+def assumed_message(model_name: str, assumed: tuple[str, ...]) -> str:
+    """The one-line warning for :func:`assumed_preprocessing`."""
+    return (f"{model_name}: no model card, config file or argument states its preprocessing; assumed "
+            f"{'; '.join(assumed)}. State it with size/crop_pct/mean/std arguments (command line: --size, "
+            f"--crop-pct, --mean, --std), a config.json beside the model, or a card (fixres-edge card)")
+
+
+# Classifier arguments that describe the model: folded into its card, above the card's own fields.
+_STATED_FIELDS = ("train_size", "crop_pct", "interpolation", "antialias", "mean", "std")
+
+
+def describe_model(card: ModelCard, model_path: Path | None, num_classes: int | None, *, config=None,
+                   labels=None, **stated) -> tuple[ModelCard, dict, Any, tuple[str, ...], str]:
+    """The model's effective card: explicit arguments, then its ONNX card, then a config file.
+
+    Parameters
+    ----------
+    card : ModelCard
+        Read from the ONNX metadata.
+    model_path : Path or None
+        The model file (config files are looked for in its folder).
+    num_classes : int or None
+        Number of outputs.
+    config : None, False, path, or ModelConfig
+        ``None``: for a model without a card, the config files beside it (``config.json``,
+        ``preprocessor_config.json``); ``False``: none; a path: that file.
+    labels : path or sequence of str, optional
+        Class names (a file with one per line, or the names).
+    **stated
+        ``train_size``, ``crop_pct``, ``interpolation``, ``antialias``, ``mean``, ``std``
+        (``None``: not stated).
+
+    Returns
+    -------
+    (ModelCard, dict, ModelConfig or None, tuple of str, str)
+        Effective card, origin per stated field ("argument", "card", "config"), the config read,
+        the labels and where they came from.
+
+    Raises
+    ------
+    ConfigError
+        A bad config file, labels file or argument (one line).
+    """
+    from fixres_edge.configs import ModelConfig, card_with_config, discover_config, load_config
+
+    if config is None:
+        config = discover_config(model_path) if (card.is_empty and model_path is not None) else None
+    elif config is False:
+        config = None
+    elif isinstance(config, (str, os.PathLike)):
+        config = load_config(config)
+    elif not isinstance(config, ModelConfig):
+        raise TypeError(f"config must be a path to a config file, False, or None; got {type(config).__name__}")
+    merged, origin = card_with_config(card, config)
+    given = {k: v for k, v in stated.items() if v is not None}
+    unknown = set(given) - set(_STATED_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown model description argument(s) {', '.join(sorted(unknown))}; valid: "
+                        f"{', '.join(_STATED_FIELDS)}")
+    for key, value in given.items():
+        try:
+            merged = dataclasses.replace(merged, **{key: value})
+        except ValueError as error:
+            raise ConfigError(str(error).replace("model card field", "argument")) from None
+        origin[key] = "argument"
+    card_source = "the model card"
+    if config is not None and origin.get("labels") == "config":
+        card_source = config.description
+    names, labels_source = resolve_labels(merged, model_path, num_classes, labels, card_source=card_source)
+    return merged, origin, config, names, labels_source
 
 
 # ---------------------------------------------------------------------- results
@@ -318,7 +444,18 @@ class Classifier:
     size, crop_pct : optional
         One scale instead of the policy (explicit arguments win).
     interpolation, antialias, mean, std, crop : optional
-        Override the model card's preprocessing (see :func:`resolve_settings`).
+        Override the model card's preprocessing (see :func:`resolve_settings`); ``mean`` and ``std``
+        in [0, 1] units, RGB order, as in timm.
+    train_size : int, optional
+        The size the model was trained at, when its card or config does not say: the default size
+        and the center of the derived FixRes scale set (:func:`fixres_edge.policy.fixres_sizes`).
+    config : path, False or None
+        A timm ``config.json`` or Hugging Face ``preprocessor_config.json`` describing the model
+        (below the card, above the defaults). ``None``: a model without a card picks up the config
+        files in its own folder; ``False``: read none.
+    labels : path or sequence of str, optional
+        Class names: a text file with one per line, or the names. Default: the card's, the
+        config's, ImageNet-1k's for a 1000-class model, else ``"class <i>"``.
     reduced_decode : bool, default True
         Decode JPEG files at the largest DCT reduction (1/2, 1/4, 1/8) that still covers the largest
         scale: much faster for camera-sized photos, slightly different pixels (the DCT's own
@@ -340,7 +477,7 @@ class Classifier:
     def __init__(self, model=None, policy=None, threads: int | None = None, providers=None, *,
                  size: int | None = None, crop_pct: float | None = None, interpolation: str | None = None,
                  antialias: bool | None = None, mean=None, std=None, crop: str | None = None,
-                 reduced_decode: bool = True):
+                 reduced_decode: bool = True, train_size: int | None = None, config=None, labels=None):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         if not isinstance(reduced_decode, (bool, np.bool_)):
@@ -349,12 +486,16 @@ class Classifier:
             policy = ScalePolicy.load(policy)
         self.threads = threads
         self.model: LoadedModel = load_model(model, threads=threads, providers=providers)
+        self._card, self.card_origin, self.config, self._labels, self.labels_source = describe_model(
+            self.model.card, self.model.path, self.model.output.num_classes, config=config, labels=labels,
+            train_size=train_size, crop_pct=crop_pct, interpolation=interpolation, antialias=antialias,
+            mean=mean, std=std)
         if policy == CALIBRATED:
             policy = ScalePolicy.load(calibrated_policy_path(self.model.path, self.model.card))
         self.settings = resolve_settings(
-            self.model.card, self.model.input, policy=policy, size=size, crop_pct=crop_pct,
+            self._card, self.model.input, policy=policy, size=size, crop_pct=crop_pct,
             interpolation=interpolation, antialias=antialias, mean=mean, std=std, crop=crop,
-            model_name=self.model.name)
+            model_name=self.model.name, card_origin=self.card_origin)
         self._explicit_crop_pct = crop_pct
         self.reduced_decode = bool(reduced_decode)
         self._session = self.model.session
@@ -368,6 +509,12 @@ class Classifier:
         self._local = threading.local()
         for scale in self.policy.scales:
             self.preprocessor(scale)  # fail early on bad settings
+        # Said once, after every setting was accepted.
+        for note in (self.config.notes if self.config is not None else ()):
+            warnings.warn(PreprocessingWarning(note), stacklevel=2)
+        assumed = assumed_preprocessing(self.settings, self.model.input, self.card_origin)
+        if assumed:
+            warnings.warn(PreprocessingWarning(assumed_message(self.model.name, assumed)), stacklevel=2)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -376,7 +523,9 @@ class Classifier:
 
     @property
     def card(self) -> ModelCard:
-        return self.model.card
+        """The effective card: explicit arguments, the ONNX card, then the config file
+        (``self.model.card`` is the ONNX card alone; ``card_origin`` says which field came from where)."""
+        return self._card
 
     @property
     def input(self) -> ModelInput:
@@ -384,7 +533,7 @@ class Classifier:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return self.model.labels
+        return self._labels
 
     @property
     def path(self) -> Path:
@@ -631,8 +780,8 @@ class Classifier:
                           per_scale=tuple(per_scale), path=path, probs=probs)
 
     def _label(self, index: int) -> str:
-        labels = self.model.labels
-        return labels[index] if index < len(labels) else f"class_{index}"
+        labels = self._labels
+        return labels[index] if index < len(labels) else generated_label(index)
 
     def predict_batch(self, items: Iterable, topk: int = 5, *, size: int | None = None
                       ) -> list[Prediction | PredictionError]:

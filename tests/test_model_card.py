@@ -170,8 +170,8 @@ def test_labels_file_then_card_then_generated(tmp_path):
     (tmp_path / "names.txt").write_text("cat\ndog\nbird\n\n", encoding="utf-8")
     assert load_labels(ModelCard(labels_file="names.txt", labels=("x", "y", "z")), model) == ("cat", "dog", "bird")
     assert load_labels(ModelCard(labels=("x", "y")), model) == ("x", "y")
-    assert load_labels(ModelCard(), model, num_classes=3) == ("class_0", "class_1", "class_2")
-    assert load_labels(ModelCard(num_classes=2), model) == ("class_0", "class_1")
+    assert load_labels(ModelCard(), model, num_classes=3) == ("class 0", "class 1", "class 2")
+    assert load_labels(ModelCard(num_classes=2), model) == ("class 0", "class 1")
     assert load_labels(ModelCard(), model) == ()
     with pytest.raises(ValueError, match="3 labels but the model has 4 classes"):
         load_labels(ModelCard(labels_file="names.txt"), model, num_classes=4)
@@ -247,7 +247,7 @@ def test_load_model_reads_everything(tmp_path):
 def test_load_model_without_card(tmp_path):
     loaded = load_model(classes_model(tmp_path / "plain.onnx", num_classes=4), threads=1)
     assert loaded.card.is_empty and loaded.name == "plain"
-    assert loaded.labels == ("class_0", "class_1", "class_2", "class_3")
+    assert loaded.labels == ("class 0", "class 1", "class 2", "class 3")
 
 
 def test_missing_model_file(tmp_path):

@@ -14,7 +14,8 @@ from fixres_edge.model import ModelCard, ModelInput  # noqa: E402
 from fixres_edge.policy import Scale, ScalePolicy  # noqa: E402
 from fixres_edge.preprocess import Preprocessor  # noqa: E402
 from fixres_edge.runtime import (  # noqa: E402
-    IMAGENET_MEAN, IMAGENET_STD, Classifier, Prediction, PredictionError, resolve_settings, softmax, top_k,
+    IMAGENET_MEAN, IMAGENET_STD, Classifier, Prediction, PredictionError, PreprocessingWarning, resolve_settings,
+    softmax, top_k,
 )
 
 MEAN = (0.5, 0.4, 0.3)
@@ -81,7 +82,8 @@ def test_nchw_float_dynamic_other_size_matches_preprocessor(models):
 
 
 def test_nchw_float_static_224_uses_defaults(models):
-    clf = Classifier(models["probe_static224"], threads=1)
+    with pytest.warns(PreprocessingWarning, match="assumed crop_pct 0.875; ImageNet mean/std"):
+        clf = Classifier(models["probe_static224"], threads=1)
     assert clf.input.static_size == 224 and clf.card.is_empty
     assert clf.policy.scales == (Scale(224, 0.875),)
     assert clf.settings.mean == IMAGENET_MEAN and clf.settings.std == IMAGENET_STD
@@ -89,12 +91,14 @@ def test_nchw_float_static_224_uses_defaults(models):
     raw, _ = clf.logits(image, 224)
     np.testing.assert_array_equal(raw, Preprocessor(size=224, threads=1)(image).reshape(-1))
     # A 224 x 224 photo at crop_pct 1.0 is passed through: check the exact feed.
-    exact = Classifier(models["probe_static224"], threads=1, crop_pct=1.0)
+    with pytest.warns(PreprocessingWarning, match="assumed ImageNet mean/std"):
+        exact = Classifier(models["probe_static224"], threads=1, crop_pct=1.0)
     square = bgr_image(224, 224, seed=3)
     np.testing.assert_allclose(exact.logits(square, 224)[0].reshape(3, 224, 224),
                                expected_nchw(square, IMAGENET_MEAN, IMAGENET_STD), atol=2e-6)
 
 
+@pytest.mark.filterwarnings("ignore::fixres_edge.runtime.PreprocessingWarning")  # card-less: warns, tested elsewhere
 def test_static_model_refuses_other_sizes(models):
     with pytest.raises(ValueError, match="size 256 is not possible .* static size 224"):
         Classifier(models["probe_static224"], size=256)
@@ -252,10 +256,11 @@ def test_predict_from_path_and_bytes(models, tmp_path):
 
 
 def test_plain_model_without_card(models):
-    clf = Classifier(models["classes_plain"], threads=1)
+    with pytest.warns(PreprocessingWarning, match="assumed size 224, crop_pct 0.875; ImageNet mean/std"):
+        clf = Classifier(models["classes_plain"], threads=1)
     p = clf.predict(bgr_image(300, 260, seed=9), topk=2)
-    assert p.size == 224 and p.top[0].label.startswith("class_")
-    assert clf.labels == tuple(f"class_{i}" for i in range(7))
+    assert p.size == 224 and p.top[0].label.startswith("class ")
+    assert clf.labels == tuple(f"class {i}" for i in range(7))
 
 
 def test_nhwc_uint8_classifier(models):
@@ -298,6 +303,7 @@ def test_ensemble_averages_scales(models):
     assert p.scales == policy.scales
 
 
+@pytest.mark.filterwarnings("ignore::fixres_edge.runtime.PreprocessingWarning")  # card-less: warns, tested elsewhere
 def test_static_zoom_policy(models):
     policy = ScalePolicy(scales=[(224, 1.0), (224, 0.875), (224, 0.75)], mode="ensemble")
     clf = Classifier(models["probe_static224"], threads=1, policy=policy)
@@ -348,6 +354,7 @@ def test_threads_share_a_classifier(models):
             np.testing.assert_array_equal(probs, serial[(i + worker) % 8])
 
 
+@pytest.mark.filterwarnings("ignore::fixres_edge.runtime.PreprocessingWarning")  # card-less: warns, tested elsewhere
 def test_probability_output_is_not_softmaxed_twice(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fixres_edge.benchmark import format_ms
+from fixres_edge.commands._model_options import add_model_options, build_classifier
 
 NAME = "bench"
 HELP = "latency, memory and start-up report for this board (fixres_edge vs OpenCV / Pillow pipelines)"
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--out", metavar="FILE", default=None,
                         help="also write the JSON report to FILE (a directory: a per-machine file name in it)")
+    add_model_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +119,7 @@ def _settings(args) -> dict:
         raise ValueError(f"--repeat must be >= 1, got {repeat}")
     if warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {warmup}")
-    sizes = list(dict.fromkeys(args.sizes or [224]))
+    sizes = list(dict.fromkeys(args.sizes or [getattr(args, "size", None) or 224]))
     if any(s < 1 for s in sizes):
         raise ValueError(f"--sizes must be positive, got {sizes}")
     models = list(dict.fromkeys(args.model or ["fp32", "int8"]))
@@ -131,8 +133,6 @@ def collect(args: argparse.Namespace) -> dict:
     import cv2
 
     from fixres_edge import benchmark as bm
-    from fixres_edge.runtime import Classifier
-
     started = time.perf_counter()
     settings = _settings(args)
     frames = _frames(list(args.images))
@@ -142,7 +142,7 @@ def collect(args: argparse.Namespace) -> dict:
     classifiers = {}
     for t in settings["threads"]:
         for spec in settings["models"]:
-            clf = Classifier(model=None if spec == "fp32" else spec, threads=t)
+            clf = build_classifier(args, model=None if spec == "fp32" else spec, threads=t)
             for size in settings["sizes"]:
                 clf.scale(size)  # refuse sizes the model cannot take, before any timing
             classifiers[(spec, t)] = clf

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from fixres_edge.commands._model_options import add_model_options, build_classifier
+
 NAME = "calibrate"
 HELP = ("run every scale over labeled photos, measure each scale's latency, and pick the most accurate "
         "policy (single, cascade, ensemble) within a time budget; prints the Pareto table")
@@ -61,13 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="search saved scores instead of running the photos (latency is measured again)")
     parser.add_argument("--all", action="store_true", help="print every candidate, not just the Pareto front")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_model_options(parser, size_as="train_size")
 
 
 def run(args: argparse.Namespace) -> int:
     from fixres_edge.calibrate import Scores, calibrate, calibration_scales, plot_pareto, report_text
     from fixres_edge.errors import with_name
     from fixres_edge.evaluate import LabeledFolder, progress_bar
-    from fixres_edge.runtime import Classifier
 
     for flag, value in (("--threads", args.threads), ("--limit", args.limit), ("--repeats", args.repeats),
                         ("--cv-repeats", args.cv_repeats)):
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise RuntimeError("--plot needs matplotlib: pip install 'fixres-edge[plot]'") from None
-    classifier = Classifier(model=args.model, threads=args.threads, crop=args.crop)
+    classifier = build_classifier(args, threads=args.threads, crop=args.crop)
     scales = calibration_scales(classifier, args.sizes, args.crop_pcts)
     classifier.warmup(scales)
     scores = reader = None

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from fixres_edge.commands._model_options import add_model_options, build_classifier
+
 NAME = "classify"
 HELP = "classify image files, directories, or globs (default: a demo photo), or a camera or video stream"
 
@@ -22,8 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="M", default=None,
                         help="ONNX model file, or 'int8' for the bundled int8 model (default: bundled fp32)")
     scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--res", type=int, metavar="N", default=None,
-                       help="input size (default: the model's training size or its policy)")
+    add_model_options(parser, size_group=scale)
     scale.add_argument("--policy", metavar="FILE", default=None,
                        help="scale policy JSON (single size, cascade, or ensemble) from 'calibrate'")
     parser.add_argument("--topk", type=int, metavar="K", default=5, help="classes per image (default 5)")
@@ -212,8 +213,6 @@ def run_stream(args: argparse.Namespace, classifier) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fixres_edge.runtime import Classifier
-
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")
     if args.threads is not None and args.threads < 1:
@@ -223,8 +222,8 @@ def run(args: argparse.Namespace) -> int:
         items = []
     else:
         items = expand_paths(args.paths, args.recursive) if args.paths else [(str(demo_photo()), None)]
-    classifier = Classifier(model=args.model, policy=args.policy, threads=args.threads, size=args.res,
-                            reduced_decode=not args.full_decode)
+    classifier = build_classifier(args, policy=args.policy, threads=args.threads,
+                                  reduced_decode=not args.full_decode)
     # ORT's first-run setup would otherwise be billed to the first file; one photo (on-device
     # scripts call the CLI once per photo) is faster without the extra inference.
     if streaming or len(items) > 1:

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from fixres_edge.commands._model_options import add_model_options, build_classifier
+
 NAME = "eval"
 HELP = "accuracy (top-1, top-5 with 95-percent intervals) and timings on a folder of labeled images"
 
@@ -13,8 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", metavar="DIR",
                         help="labeled images: files named <wnid>_*.JPEG, or DIR/<wnid>/... folders")
     scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--res", type=int, metavar="N", default=None,
-                       help="one input size (default: the model's training size)")
+    add_model_options(parser, size_group=scale)
     scale.add_argument("--policy", metavar="FILE", default=None,
                        help="scale policy JSON (single, cascade, or ensemble) from 'calibrate'")
     parser.add_argument("--model", metavar="M", default=None,
@@ -47,14 +48,12 @@ def describe_policy(policy) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fixres_edge.evaluate import LabeledFolder, evaluate, format_percent, progress_bar
-    from fixres_edge.runtime import Classifier
-
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    classifier = Classifier(model=args.model, policy=args.policy, threads=args.threads, size=args.res,
-                            crop=args.crop, reduced_decode=not args.full_decode)
+    classifier = build_classifier(args, policy=args.policy, threads=args.threads, crop=args.crop,
+                                  reduced_decode=not args.full_decode)
     folder = LabeledFolder(args.directory, classes=args.classes, labels=classifier.labels,
                            num_classes=len(classifier.labels) or None, limit=args.limit)
     # Kernel compilation and ORT's first-run setup would otherwise be billed to the first image.
