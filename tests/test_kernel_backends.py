@@ -297,13 +297,17 @@ def _partial_outputs_seen(functions: dict, calls: int = 60) -> int:
     pre = Preprocessor(size=1000, crop_pct=1.0)
     with kernels_from(functions):
         out = pre(big)  # the launch is prepared (and bound to these functions) here
-    first, last = out[0, 0, 0], out[0, 2, -1]
+    # Both ends read in one numpy call, which holds the GIL: two separate reads could straddle a
+    # whole GIL-holding call and pair a value from before it with one from after.
+    ends = np.array([0, out.size - 1])
+    flat = out.reshape(-1)
     stop = threading.Event()
     seen = [0]
 
     def watch():
         while not stop.is_set():
-            if not np.isnan(first[0]) and np.isnan(last[-1]):
+            first, last = flat[ends]
+            if not np.isnan(first) and np.isnan(last):
                 seen[0] += 1
 
     watcher = threading.Thread(target=watch)
