@@ -140,12 +140,15 @@ class YuvLaunch(OutputSpec):
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class PostprocessLaunch:
-    """``kernels.postprocess.probabilities_top_k``: softmax (or a copy) then the top-k indices."""
+    """``kernels.postprocess.probabilities_top_k``: softmax (or a copy) then the top-k indices.
+
+    The source is the model's raw output (float32, ``n``) and the output the probabilities (float32,
+    ``n``), both bound per call.
+    """
 
     n: int
     k: int
     apply_softmax: bool
-    probs: np.ndarray = _array(np.float32, lambda r: r.n)
     indices: np.ndarray = _array(np.int64, lambda r: r.k)
 
 

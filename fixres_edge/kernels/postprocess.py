@@ -69,7 +69,7 @@ def _probabilities_top_k(address):
     then indices[:] = top-k of probs: one call after inference instead of several."""
     r = record_at(address)
     raw = carray(pointer(r.source, np.float32), (r.n,))
-    probs = carray(pointer(r.probs, np.float32), (r.n,))
+    probs = carray(pointer(r.out, np.float32), (r.n,))
     indices = carray(pointer(r.indices, np.int64), (r.k,))
     if r.apply_softmax:
         _softmax_into(raw, probs)
