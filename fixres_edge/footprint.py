@@ -145,7 +145,7 @@ def measure(argv: Sequence[str], env: Mapping[str, str] | None = None, timeout: 
     argv : sequence of str
         The command (``argv[0]`` an executable path or a name on ``PATH``).
     env : mapping, optional
-        The child's whole environment (default: this process's).
+        The child's whole environment (default: :func:`deployed_env`).
     timeout : float
         Seconds before the child is killed (the run then has ``returncode == -1``).
 
@@ -154,7 +154,7 @@ def measure(argv: Sequence[str], env: Mapping[str, str] | None = None, timeout: 
     ProcessRun
     """
     done = subprocess.run([sys.executable, "-c", _LAUNCHER, str(float(timeout)), *argv], capture_output=True,
-                          text=True, env=None if env is None else dict(env), timeout=timeout + 60)
+                          text=True, env=dict(deployed_env() if env is None else env), timeout=timeout + 60)
     try:
         result = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -188,11 +188,22 @@ def first_frame_command() -> list[str]:
     return [sys.executable, "-c", FIRST_FRAME_SCRIPT]
 
 
+def deployed_env() -> dict[str, str]:
+    """This environment as a deployed process has it: bytecode caches on.
+
+    ``pip install`` compiles every module to bytecode; a process started with
+    ``PYTHONDONTWRITEBYTECODE`` set (as some CI and sandbox shells do) would instead compile the
+    package from source on every start and bill that to the measurement.
+    """
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def empty_cache_env(directory: str | os.PathLike) -> dict[str, str]:
-    """This environment with every kernel cache pointed into ``directory`` (empty: a first run
-    after install): ``NUMBA_CACHE_DIR`` and ``XDG_CACHE_HOME``."""
+    """:func:`deployed_env` with every kernel cache pointed into ``directory`` (empty: a first run
+    after install): ``NUMBA_CACHE_DIR`` and ``XDG_CACHE_HOME`` (``FIXRES_EDGE_CACHE_DIR`` removed)."""
     directory = Path(directory)
-    return dict(os.environ, NUMBA_CACHE_DIR=str(directory / "numba"), XDG_CACHE_HOME=str(directory / "xdg"))
+    env = {k: v for k, v in deployed_env().items() if k != "FIXRES_EDGE_CACHE_DIR"}
+    return dict(env, NUMBA_CACHE_DIR=str(directory / "numba"), XDG_CACHE_HOME=str(directory / "xdg"))
 
 
 # ---------------------------------------------------------------------------------------- runs
