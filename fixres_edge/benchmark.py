@@ -406,51 +406,27 @@ def run_module_measuring_rss(module: str, args: Sequence[str], timeout: float = 
 
 
 # ---------------------------------------------------------------------------------- start-up
-_START_UP_SCRIPT = r"""
-import time
-t0 = time.perf_counter()
-import numpy as np
-from fixres_edge import Preprocessor
-t1 = time.perf_counter()
-pre = Preprocessor(size=224, threads=1)
-frame = np.random.default_rng(0).integers(0, 256, (375, 500, 3), dtype=np.uint8)
-t2 = time.perf_counter()
-pre(frame)
-t3 = time.perf_counter()
-import json, sys
-sys.stdout.write(json.dumps({"import_s": t1 - t0, "first_call_s": t3 - t2}))
-"""
-
-
-def start_up(cache_dir: str | None = None, python: str | None = None) -> dict:
+def start_up(cache_dir: str | None = None) -> dict:
     """One fresh process that imports fixres_edge and preprocesses one 500x375 frame (1 thread).
 
     Parameters
     ----------
     cache_dir : str, optional
-        ``NUMBA_CACHE_DIR`` for the child. A new empty directory measures a cold start (every
-        kernel the call needs is compiled); None keeps the normal (warm) cache.
+        A new empty directory for every kernel cache of the child (``footprint.empty_cache_env``):
+        a cold start, where the kernels the call needs are compiled. None keeps the normal caches.
 
     Returns
     -------
     dict
         ``process_s`` (wall time of the whole process, interpreter start-up included),
         ``import_s`` (numpy + fixres_edge imports), ``first_call_s`` (the first ``pre(frame)``,
-        which imports numba and loads or compiles the kernel).
+        which loads the ahead-of-time kernels, or imports numba and loads or compiles the kernel).
     """
-    env = dict(os.environ)
-    if cache_dir is not None:
-        env["NUMBA_CACHE_DIR"] = cache_dir
-    start = time.perf_counter()
-    done = subprocess.run([python or sys.executable, "-c", _START_UP_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=600)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"start-up measurement failed (exit {done.returncode}): {tail}")
-    inner = json.loads(done.stdout)
-    return {"process_s": round(wall, 4), "import_s": round(inner["import_s"], 4),
-            "first_call_s": round(inner["first_call_s"], 4)}
+    from fixres_edge import footprint
+
+    measured = footprint.first_frame(env=None if cache_dir is None else footprint.empty_cache_env(cache_dir))
+    return {"process_s": measured["process_s"], "import_s": measured["import_s"],
+            "first_call_s": measured["first_frame_s"]}
 
 
 def cold_start(warm_runs: int = 3, cold_runs: int = 1) -> dict:
