@@ -481,11 +481,9 @@ class Preprocessor:
         c0, c1, c2 = INTERLEAVED_FORMATS[fmt][1]
         scratch = self.workspace("rows", launch.interleaved_scratch_floats(plan.x.hi - plan.x.lo, channels, g.out_w),
                                  np.float32)
-        fields = dict(self.output_fields(g.out_h, g.out_w), source_offset=base, row_stride=row_stride,
+        fields = dict(self.resample_fields(plan, scratch), source_offset=base, row_stride=row_stride,
                       pixel_stride=pixel_stride, channel_stride=channel_stride, channels=channels, c0=c0, c1=c1,
-                      c2=c2, taps_y=plan.y.taps, taps_x=plan.x.taps, x_lo=plan.x.lo, x_hi=plan.x.hi,
-                      y_start=plan.y.start, y_weights=plan.y.weights, x_start=plan.x.start,
-                      x_weights=plan.x.weights, scratch=scratch, scratch_len=scratch.shape[0])
+                      c2=c2)
         if self._pillow_order:
             # Pillow's horizontal-first order with an 8-bit intermediate (see the kernel): exact
             # fixed-point horizontal weights and a ring of resampled rows, one slot per vertical tap.
@@ -497,15 +495,20 @@ class Preprocessor:
             return flat, self.bind("pillow_order", record)
         return flat, self.bind("interleaved", launch.InterleavedLaunch(**fields))
 
-    def output_fields(self, out_h: int, out_w: int) -> dict:
-        """The output half of a launch record (``launch.OutputSpec``) for this configuration."""
+    def resample_fields(self, plan: _Plan, scratch: np.ndarray) -> dict:
+        """The fields every resampling launch shares (``launch.ResampleSpec``): this configuration's
+        output and normalization, ``plan``'s per-axis tables, and the thread's ``scratch``."""
+        g = plan.geometry
         scale, bias = self._scale, self._bias
-        return dict(out_h=out_h, out_w=out_w, out_uint8=self._out_dtype == np.uint8,
+        return dict(out_h=g.out_h, out_w=g.out_w, out_uint8=self._out_dtype == np.uint8,
                     channels_last=self.config.layout == "NHWC",
                     # float32 NCHW output is written directly by the horizontal pass; other dtypes
                     # and layouts go through a small per-row store loop.
                     direct=self.config.layout == "NCHW" and self._out_dtype == np.float32,
-                    clamp=self._clamp, s0=scale[0], s1=scale[1], s2=scale[2], b0=bias[0], b1=bias[1], b2=bias[2])
+                    clamp=self._clamp, s0=scale[0], s1=scale[1], s2=scale[2], b0=bias[0], b1=bias[1], b2=bias[2],
+                    taps_y=plan.y.taps, taps_x=plan.x.taps, x_lo=plan.x.lo, x_hi=plan.x.hi, y_start=plan.y.start,
+                    y_weights=plan.y.weights, x_start=plan.x.start, x_weights=plan.x.weights, scratch=scratch,
+                    scratch_len=scratch.shape[0])
 
     def bind(self, kernel_name: str, record) -> "_Launch":
         """A launch of kernel ``kernel_name`` with ``record`` (one thread's scratch), ready to ``run``."""

@@ -106,16 +106,13 @@ def run_yuv(pre, image, out: np.ndarray, fmt: str, width: int | None = None) -> 
     taps_y = plan.y.taps
     scratch = pre.workspace("rows", launch.yuv_scratch_floats(plan.x.hi - plan.x.lo, g.out_w), np.float32)
     record = launch.YuvLaunch(
-        **pre.output_fields(g.out_h, g.out_w),
+        **pre.resample_fields(plan, scratch),
         luma_base=planes.luma_base, luma_row_stride=planes.luma_row_stride,
         luma_pixel_stride=planes.luma_pixel_stride, u_base=planes.u_base, v_base=planes.v_base,
         chroma_row_stride=planes.chroma_row_stride, chroma_pixel_stride=planes.chroma_pixel_stride,
         # 4:2:0 chroma rows are shared by two luma rows; 4:2:2 (YUYV) has one per row.
         chroma_row_shift=1 if planes.chroma_height * 2 == planes.height else 0,
-        taps_y=taps_y, taps_x=plan.x.taps, x_lo=plan.x.lo, x_hi=plan.x.hi,
         convert_lo=convert_lo, convert_hi=convert_hi,
-        y_start=plan.y.start, y_weights=plan.y.weights, x_start=plan.x.start, x_weights=plan.x.weights,
-        scratch=scratch, scratch_len=scratch.shape[0],
         # One ring slot of converted RGB rows per vertical tap.
         rgb_ring=pre.workspace("yuv_rgb_ring", taps_y * 3 * (convert_hi - convert_lo), np.uint8),
         ring_ids=pre.workspace("ring_ids", taps_y, np.int64))

@@ -68,7 +68,24 @@ class OutputSpec:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class InterleavedLaunch(OutputSpec):
+class ResampleSpec(OutputSpec):
+    """The per-axis tables of a resampling kernel (``fixres_edge.tables.AxisTable``): output pixel
+    ``j`` of a row reads ``taps_x`` source columns from ``x_start[j]`` with ``x_weights[j]`` (all
+    within ``x_lo .. x_hi``), output row ``i`` ``taps_y`` source rows from ``y_start[i]``."""
+
+    taps_y: int
+    taps_x: int
+    x_lo: int
+    x_hi: int
+    y_start: np.ndarray = _array(np.int64, lambda r: r.out_h)
+    y_weights: np.ndarray = _array(np.float32, lambda r: r.out_h * r.taps_y)
+    x_start: np.ndarray = _array(np.int64, lambda r: r.out_w)
+    x_weights: np.ndarray = _array(np.float32, lambda r: r.out_w * r.taps_x)
+    scratch_len: int
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class InterleavedLaunch(ResampleSpec):
     """``kernels.resample.interleaved``: 8-bit interleaved pixels (BGR, RGB, BGRA, RGBA, GRAY).
 
     Source pixel ``(row, col, ch)`` is byte ``source_offset + row * row_stride + col * pixel_stride +
@@ -83,17 +100,8 @@ class InterleavedLaunch(OutputSpec):
     c0: int
     c1: int
     c2: int
-    taps_y: int
-    taps_x: int
-    x_lo: int
-    x_hi: int
-    y_start: np.ndarray = _array(np.int64, lambda r: r.out_h)
-    y_weights: np.ndarray = _array(np.float32, lambda r: r.out_h * r.taps_y)
-    x_start: np.ndarray = _array(np.int64, lambda r: r.out_w)
-    x_weights: np.ndarray = _array(np.float32, lambda r: r.out_w * r.taps_x)
     scratch: np.ndarray = _array(np.float32, lambda r: interleaved_scratch_floats(r.x_hi - r.x_lo, r.channels,
                                                                                  r.out_w))
-    scratch_len: int
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -111,7 +119,7 @@ class PillowOrderLaunch(InterleavedLaunch):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class YuvLaunch(OutputSpec):
+class YuvLaunch(ResampleSpec):
     """``kernels.resample.yuv``: camera YUV (NV12, NV21, I420, YUYV), converted inside the pass."""
 
     luma_base: int
@@ -122,18 +130,9 @@ class YuvLaunch(OutputSpec):
     chroma_row_stride: int
     chroma_pixel_stride: int
     chroma_row_shift: int
-    taps_y: int
-    taps_x: int
-    x_lo: int
-    x_hi: int
     convert_lo: int
     convert_hi: int
-    y_start: np.ndarray = _array(np.int64, lambda r: r.out_h)
-    y_weights: np.ndarray = _array(np.float32, lambda r: r.out_h * r.taps_y)
-    x_start: np.ndarray = _array(np.int64, lambda r: r.out_w)
-    x_weights: np.ndarray = _array(np.float32, lambda r: r.out_w * r.taps_x)
     scratch: np.ndarray = _array(np.float32, lambda r: yuv_scratch_floats(r.x_hi - r.x_lo, r.out_w))
-    scratch_len: int
     rgb_ring: np.ndarray = _array(np.uint8, lambda r: r.taps_y * 3 * (r.convert_hi - r.convert_lo))
     ring_ids: np.ndarray = _array(np.int64, lambda r: r.taps_y)
 
