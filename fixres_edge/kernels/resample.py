@@ -49,13 +49,7 @@ def _interleaved(address):
     out_h = r.out_h
     out_w = r.out_w
     channels = r.channels
-    flat = carray(pointer(r.source, np.uint8), (r.source_len,))
-    y_start = carray(pointer(r.y_start, np.int64), (out_h,))
-    y_weights = carray(pointer(r.y_weights, np.float32), (out_h, r.taps_y))
-    x_start = carray(pointer(r.x_start, np.int64), (out_w,))
-    x_weights = carray(pointer(r.x_weights, np.float32), (out_w, r.taps_x))
-    scratch = carray(pointer(r.scratch, np.float32), (r.scratch_len,))
-    planar = carray(pointer(r.out, np.float32), (3, out_h, out_w))  # read only when r.direct
+    flat, y_start, y_weights, x_start, x_weights, scratch, planar = _views(r)
     base = r.source_offset
     row_stride = r.row_stride
     x_lo = r.x_lo
@@ -122,14 +116,9 @@ def _pillow_order(address):
     out_w = r.out_w
     channels = r.channels
     taps_y = r.taps_y
-    flat = carray(pointer(r.source, np.uint8), (r.source_len,))
-    y_start = carray(pointer(r.y_start, np.int64), (out_h,))
-    y_weights = carray(pointer(r.y_weights, np.float32), (out_h, taps_y))
-    x_start = carray(pointer(r.x_start, np.int64), (out_w,))
+    flat, y_start, y_weights, x_start, _, row, planar = _views(r)
     x_fixed = carray(pointer(r.x_fixed, np.int32), (out_w, r.taps_x))
     row_bytes = carray(pointer(r.row_bytes, np.uint8), ((r.x_hi - r.x_lo) * channels,))
-    row = carray(pointer(r.scratch, np.float32), (r.scratch_len,))
-    planar = carray(pointer(r.out, np.float32), (3, out_h, out_w))  # read only when r.direct
     width3 = 3 * out_w
     slots = carray(pointer(r.ring, np.float32), (taps_y * width3,))
     ids = carray(pointer(r.ring_ids, np.int64), (taps_y,))
@@ -195,13 +184,7 @@ def _yuv(address):
     out_h = r.out_h
     out_w = r.out_w
     taps_y = r.taps_y
-    flat = carray(pointer(r.source, np.uint8), (r.source_len,))
-    y_start = carray(pointer(r.y_start, np.int64), (out_h,))
-    y_weights = carray(pointer(r.y_weights, np.float32), (out_h, taps_y))
-    x_start = carray(pointer(r.x_start, np.int64), (out_w,))
-    x_weights = carray(pointer(r.x_weights, np.float32), (out_w, r.taps_x))
-    scratch = carray(pointer(r.scratch, np.float32), (r.scratch_len,))
-    planar = carray(pointer(r.out, np.float32), (3, out_h, out_w))  # read only when r.direct
+    flat, y_start, y_weights, x_start, x_weights, scratch, planar = _views(r)
     convert_lo = r.convert_lo
     # Ring slots and the blended row are planar (R, G, B planes): conversion loops then store
     # with unit stride, and the shared horizontal pass reads planes with step 1.
@@ -248,6 +231,20 @@ def _yuv(address):
             _clamp_rows(a0, a1, a2, s0, s1, s2, b0, b1, b2)
         if not direct:
             _store(a0, a1, a2, r, y)
+
+
+def _views(r):
+    """Array views of what a resampling record (``launch.ResampleSpec``) points to: the source bytes,
+    the per-axis tables, the scratch row and the output as float32 planes (read only when direct)."""
+    out_h = r.out_h
+    out_w = r.out_w
+    return (carray(pointer(r.source, np.uint8), (r.source_len,)),
+            carray(pointer(r.y_start, np.int64), (out_h,)),
+            carray(pointer(r.y_weights, np.float32), (out_h, r.taps_y)),
+            carray(pointer(r.x_start, np.int64), (out_w,)),
+            carray(pointer(r.x_weights, np.float32), (out_w, r.taps_x)),
+            carray(pointer(r.scratch, np.float32), (r.scratch_len,)),
+            carray(pointer(r.out, np.float32), (3, out_h, out_w)))
 
 
 def _store(a0, a1, a2, r, y):
@@ -593,6 +590,7 @@ _quad_pair4 = quad_pair(4)
 _clamp_rows = helper(_clamp_rows)
 _horizontal_fixed = helper(_horizontal_fixed)
 _store = helper(_store)
+_views = helper(_views)
 
 # The entries, each with its launch record and compile options (fixres_edge._jit explains them).
 interleaved = entry(_interleaved, launch.InterleavedLaunch, fastmath={"contract"})
