@@ -38,8 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", default=None, help="write the chosen policy (JSON)")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="draw the accuracy/cost plot (needs matplotlib: the 'plot' extra)")
-    parser.add_argument("--model", metavar="M", default=None,
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--model", metavar="M", default=None,
                         help="ONNX model file, or 'int8' for the bundled int8 model (default: bundled fp32)")
+    models.add_argument("--models", metavar="M", nargs="+", default=None,
+                        help="search precision and size together: model variants of one network, e.g. "
+                             "'fp32 int8' (the bundled model) or ONNX files (the first is the reference; "
+                             "the policy names each scale's variant, files relative to --out)")
     parser.add_argument("--classes", metavar="FILE", default=None,
                         help="class table (TSV with a 'wnid' column), as for 'eval'")
     parser.add_argument("--threads", type=int, metavar="T", default=1,
@@ -64,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fixres_edge.calibrate import Scores, calibrate, calibration_scales, plot_pareto, report_text
+    from fixres_edge.calibrate import Scores, calibrate, calibration_scales, plot_pareto, report_text, variant_scales
     from fixres_edge.errors import with_name
     from fixres_edge.evaluate import LabeledFolder, progress_bar
     from fixres_edge.runtime import Classifier
@@ -80,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise RuntimeError("--plot needs matplotlib: pip install 'fixres-edge[plot]'") from None
-    classifier = Classifier(model=args.model, threads=args.threads, crop=args.crop)
-    scales = calibration_scales(classifier, args.sizes, args.crop_pcts)
+    if args.models:
+        classifier = Classifier(model=args.models[0], threads=args.threads, crop=args.crop)
+        scales = variant_scales(calibration_scales(classifier, args.sizes, args.crop_pcts), args.models)
+    else:
+        model = args.model or "fp32"  # not the default policy's model: the one named (or fp32)
+        classifier = Classifier(model=model, threads=args.threads, crop=args.crop)
+        scales = calibration_scales(classifier, args.sizes, args.crop_pcts)
     classifier.warmup(scales)
     scores = reader = None
     dataset = None
@@ -89,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         scores = Scores.load(args.from_scores)
         if scores.model and scores.model != classifier.model.name:
             raise ValueError(f"{args.from_scores} holds scores of model {scores.model}, not {classifier.model.name}")
-        if args.sizes is None and args.crop_pcts is None:
+        if args.sizes is None and args.crop_pcts is None and args.models is None:
             scales = scores.scales
     else:
         reader = LabeledFolder(args.directory, classes=args.classes, labels=classifier.labels,
