@@ -122,17 +122,20 @@ def _readable(classifier, images: Sequence, scales: Sequence[Scale]) -> tuple[li
 
 
 def int8_card(fp32_card, settings, note: str = QUANTIZATION_NOTE) -> dict:
-    """The int8 model's card: the float card, with the preprocessing the calibration used filled in
-    where the float card says nothing (a card-less model's int8 copy then describes itself), and
-    ``quantization``."""
+    """The int8 model's card: the float card plus ``quantization``. A card-less model's int8 copy
+    gets the preprocessing the calibration used (so that it describes itself); a carded model's
+    copy gets only what was given explicitly over its card."""
     card = fp32_card.to_dict()
     scale = settings.policy.scales[0]
     used = {"crop_pct": scale.crop_pct, "interpolation": settings.interpolation, "antialias": settings.antialias,
-            "mean": list(settings.mean), "std": list(settings.std), "channel_order": settings.channel_order}
-    if settings.origin.get("scales") == "argument":
+            "mean": list(settings.mean), "std": list(settings.std)}
+    explicit = settings.origin.get("scales") == "argument"
+    if explicit:
         used["train_size"] = scale.size
     for key, value in used.items():
-        card.setdefault(key, value)
+        given = explicit if key in ("crop_pct", "train_size") else settings.origin.get(key) == "argument"
+        if fp32_card.is_empty or given:
+            card[key] = value
     card["quantization"] = note
     return card
 
