@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -159,6 +160,11 @@ def test_calibrate_models_searches_both_and_writes_a_runnable_policy(pair, tmp_p
                                "--repeats", "2", "--cv-repeats", "1", "--out", str(out), "--json"], capsys)
     assert code == 0, err
     data = json.loads(text)
+    # Peak RSS of the chosen policy (both sessions open) is reported next to the reference's.
+    memory = data["peak_rss_mb"]
+    assert set(memory) == {"chosen", data["train_scale"]}
+    if sys.platform.startswith("linux"):
+        assert all(isinstance(v, float) and v > 0 for v in memory.values())
     assert data["scales"] == ["sharp.onnx:16@0.875", "sharp.onnx:24@0.875", "soft.onnx:16@0.875",
                               "soft.onnx:24@0.875"]
     assert data["train_scale"] == "sharp.onnx:16@0.875" or data["train_scale"].startswith("sharp.onnx:")

@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="save every image's probabilities at every scale (search again with --from-scores)")
     parser.add_argument("--from-scores", metavar="NPZ", default=None,
                         help="search saved scores instead of running the photos (latency is measured again)")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip measuring the peak RSS of the chosen policy and of the training size "
+                             "(a fresh process each, every variant's session open)")
     parser.add_argument("--all", action="store_true", help="print every candidate, not just the Pareto front")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -113,6 +116,15 @@ def run(args: argparse.Namespace) -> int:
                            progress=bar.update, dataset=dataset, confidences=args.confidence)
     finally:
         bar.close()
+    memory = {}
+    if not args.no_memory:
+        from fixres_edge.calibrate.memory import policy_peak_rss
+        from fixres_edge.policy import ScalePolicy
+
+        ref = result.search.train_scale
+        for name, policy in ((str(ref), ScalePolicy.single(ref.size, ref.crop_pct, variant=ref.variant)),
+                             ("chosen", result.policy)):
+            memory[name] = policy_peak_rss(policy, classifier.path, threads=args.threads)
     total_s = time.perf_counter() - start
     if args.save_scores:
         result.scores.save(args.save_scores)
@@ -126,9 +138,15 @@ def run(args: argparse.Namespace) -> int:
         data = result.to_dict()
         data["seconds"]["total"] = total_s
         data["policy_file"] = args.out
+        data["peak_rss_mb"] = memory
         print(json.dumps(data))
     else:
         print(report_text(result, show_all=args.all, total_s=total_s, policy_path=args.out))
+        if memory:
+            chosen, ref = memory.get("chosen"), memory.get(str(result.search.train_scale))
+            print(f"memory   peak RSS of a process running every scale once (every variant open): chosen "
+                  f"{chosen:.0f} MB, single {result.search.train_scale} {ref:.0f} MB" if chosen and ref else
+                  "memory   peak RSS not reported on this OS")
     for name, message in result.errors:
         print(f"fixres-edge calibrate: error: {with_name(name, message)}", file=sys.stderr)
     return 1 if result.errors else 0
