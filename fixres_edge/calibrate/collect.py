@@ -110,12 +110,14 @@ def calibration_scales(classifier, sizes: Sequence[int] | None = None,
     card, model_input = classifier.card, classifier.input
     defaults = default_scales(card, model_input.dynamic_size, model_input.static_size)
     sizes = sorted(set(sizes)) if sizes else sorted({s.size for s in defaults})
+    # A crop_pct given to the classifier (a card-less model's preprocessing) counts as the card's.
+    explicit = getattr(classifier, "_explicit_crop_pct", None)
     if crop_pcts:
         crops = sorted(set(float(c) for c in crop_pcts), reverse=True)
     elif model_input.dynamic_size:
-        crops = [card.crop_pct or DEFAULT_CROP_PCT]
+        crops = [explicit or card.crop_pct or DEFAULT_CROP_PCT]
     else:
-        crops = sorted({s.crop_pct for s in defaults}, reverse=True)
+        crops = sorted({s.crop_pct for s in defaults} | ({float(explicit)} if explicit else set()), reverse=True)
     return tuple(classifier.scale(Scale(size, crop)) for size in sizes for crop in crops)
 
 

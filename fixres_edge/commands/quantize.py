@@ -48,19 +48,21 @@ def report_text(report) -> str:
     latency and its ratio), and where the model went."""
     lines = [f"model    {report.model} -> {report.out}",
              f"photos   {report.calibration} calibrate ({report.method}, at "
-             f"{', '.join(str(s.size) for s in report.scales)}), {report.held_out} held out"
+             f"{', '.join(map(str, report.scales))}), {report.held_out} held out"
              + (f"; kept in float32: {', '.join(report.excluded)}" if report.excluded else ""),
              f"device   {report.device}", "",
              f"{'scale':<10} {'fp32 top-1':>10} {'int8 top-1':>10} {'diff':>6} {'changed':>8} "
              f"{'fp32 ms':>8} {'int8 ms':>8} {'ratio':>6}"]
+    one_crop = len({r.scale.crop_pct for r in report.sizes}) == 1
     for r in report.sizes:
+        name = str(r.scale.size) if one_crop else f"{r.scale.size}@{r.scale.crop_pct:g}"
         ms = (f"{r.ms_fp32:>8.2f} {r.ms_int8:>8.2f} {r.ratio:>5.2f}x" if r.ratio is not None
               else f"{'-':>8} {'-':>8} {'-':>6}")
-        lines.append(f"{r.scale.size:<10} {100 * r.top1_fp32:>9.1f}% {100 * r.top1_int8:>9.1f}% "
+        lines.append(f"{name:<10} {100 * r.top1_fp32:>9.1f}% {100 * r.top1_int8:>9.1f}% "
                      f"{100 * (r.top1_int8 - r.top1_fp32):>+6.1f} {r.changed:>8} {ms}")
     lines.append("")
     lines.append(f"changed: photos whose top-1 class differs (int8 right where fp32 wrong / the reverse: "
-                 + ", ".join(f"{r.scale.size}: {r.int8_only_right}/{r.fp32_only_right}" for r in report.sizes)
+                 + ", ".join(f"{r.scale}: {r.int8_only_right}/{r.fp32_only_right}" for r in report.sizes)
                  + ")")
     if report.written:
         lines.append(f"wrote    {report.out}")
