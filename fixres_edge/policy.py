@@ -130,7 +130,8 @@ class Scale:
             return cls(value["size"], value.get("crop_pct", DEFAULT_CROP_PCT), value.get("variant"))
         if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) in (2, 3):
             return cls(*value)
-        raise ValueError(f"a scale must be a Scale, (size, crop_pct[, variant]), or a dict; got {value!r}")
+        raise ValueError(f"a scale must be a Scale, (size, crop_pct) or (size, crop_pct, variant), or a dict; "
+                         f"got {value!r}")
 
     def __str__(self) -> str:
         text = f"{self.size}@{self.crop_pct:g}"
