@@ -16,6 +16,7 @@ COMMANDS = {
     "classify": "classify",
     "eval": "evaluate",
     "calibrate": "calibrate",
+    "quantize": "quantize",
     "bench": "bench",
     "inspect": "inspect",
     "card": "card",

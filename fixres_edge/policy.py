@@ -1,7 +1,11 @@
 """FixRes scale policies: which input sizes a classifier runs at, and how their answers combine.
 
 A *scale* is a pair (input size R, crop_pct): resize the short side to ``int(R / crop_pct)``,
-center-crop R x R. A :class:`ScalePolicy` holds a reduced scale set and a mode:
+center-crop R x R; it may also name the *variant* of the network that runs it (``"fp32"`` or
+``"int8"`` for the bundled model, or an ONNX file, relative to the policy file, for others), so
+that precision is part of the scale set: e.g. int8 @ 224 first, fp32 @ 256 only for uncertain
+images. A scale without a variant runs the classifier's own model. A :class:`ScalePolicy` holds
+a reduced scale set and a mode:
 
 * ``"single"``: one scale.
 * ``"cascade"``: run the scales low to high; stop at the first one whose top probability reaches
@@ -29,7 +33,7 @@ COMBINES = ("last", "mean")
 # means two classes compete, the case a higher resolution resolves best).
 CONFIDENCES = ("max", "margin")
 POLICY_FORMAT = "fixres_edge.scale_policy"
-POLICY_VERSION = 1
+POLICY_VERSION = 2  # 2: scales may name a model variant (written only when one does)
 #: FixRes rule: test sizes relative to the training size (about 0.86x, 1x, 1.14x, 1.29x).
 FIXRES_FACTORS = (6 / 7, 1.0, 8 / 7, 9 / 7)
 #: crop_pct values a static-size model can vary instead of its size (zoom levels).
@@ -39,12 +43,49 @@ DEFAULT_CROP_PCT = 0.875
 DEFAULT_STRIDE = 32
 
 
-@dataclass(frozen=True, order=True)
+#: Variant names of the bundled model; any other variant is an ONNX file (a name ending in .onnx).
+BUNDLED_VARIANTS = ("fp32", "int8")
+
+
+def check_variant(variant: Any) -> str | None:
+    """``variant`` if it is None, a bundled variant name or an ``.onnx`` file name; else a one-line
+    ``ValueError`` listing the valid choices."""
+    if variant is None:
+        return None
+    if isinstance(variant, os.PathLike):
+        variant = os.fspath(variant)
+    if isinstance(variant, str) and (variant in BUNDLED_VARIANTS or variant.lower().endswith(".onnx")):
+        return variant
+    raise ValueError(f"scale variant {variant!r} is not valid; valid: {', '.join(BUNDLED_VARIANTS)}, "
+                     f"or an ONNX file name ending in .onnx (relative to the policy file)")
+
+
+@dataclass(frozen=True)
 class Scale:
-    """One evaluation scale: input size ``size`` (pixels) and ``crop_pct`` in (0, 1]."""
+    """One evaluation scale: input size ``size`` (pixels), ``crop_pct`` in (0, 1], and the model
+    ``variant`` that runs it (None: the classifier's own model; see the module docstring).
+
+    Scales sort by size, then crop_pct, then variant (no variant first).
+    """
 
     size: int
     crop_pct: float = DEFAULT_CROP_PCT
+    variant: str | None = None
+
+    def _key(self):
+        return (self.size, self.crop_pct, self.variant is not None, self.variant or "")
+
+    def __lt__(self, other):
+        return self._key() < other._key() if isinstance(other, Scale) else NotImplemented
+
+    def __le__(self, other):
+        return self._key() <= other._key() if isinstance(other, Scale) else NotImplemented
+
+    def __gt__(self, other):
+        return self._key() > other._key() if isinstance(other, Scale) else NotImplemented
+
+    def __ge__(self, other):
+        return self._key() >= other._key() if isinstance(other, Scale) else NotImplemented
 
     def __post_init__(self):
         if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 1:
@@ -54,31 +95,47 @@ class Scale:
             raise ValueError(f"scale crop_pct must be in (0, 1], got {crop!r}")
         object.__setattr__(self, "size", int(self.size))
         object.__setattr__(self, "crop_pct", float(crop))
+        object.__setattr__(self, "variant", check_variant(self.variant))
 
     @property
     def resize(self) -> int:
         """Short side after the resize: ``int(size / crop_pct)``."""
         return int(self.size / self.crop_pct)
 
+    @property
+    def geometry(self) -> "Scale":
+        """This scale without its variant: what preprocessing depends on."""
+        return self if self.variant is None else Scale(self.size, self.crop_pct)
+
+    def with_variant(self, variant: str | None) -> "Scale":
+        return Scale(self.size, self.crop_pct, variant)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "crop_pct": self.crop_pct}
+        data = {"size": self.size, "crop_pct": self.crop_pct}
+        if self.variant is not None:  # older readers keep working on one-model policies
+            data["variant"] = self.variant
+        return data
 
     @classmethod
     def coerce(cls, value: Any) -> "Scale":
-        """A Scale from a Scale, a ``(size, crop_pct)`` pair, or a ``{"size", "crop_pct"}`` dict."""
+        """A Scale from a Scale, a ``(size, crop_pct)`` or ``(size, crop_pct, variant)`` tuple, or a
+        ``{"size", "crop_pct", "variant"}`` dict."""
         if isinstance(value, Scale):
             return value
         if isinstance(value, Mapping):
-            unknown = set(value) - {"size", "crop_pct"}
+            unknown = set(value) - {"size", "crop_pct", "variant"}
             if unknown or "size" not in value:
-                raise ValueError(f"a scale must be {{\"size\": int, \"crop_pct\": float}}, got {dict(value)!r}")
-            return cls(value["size"], value.get("crop_pct", DEFAULT_CROP_PCT))
-        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 2:
-            return cls(value[0], value[1])
-        raise ValueError(f"a scale must be a Scale, (size, crop_pct), or a dict; got {value!r}")
+                raise ValueError(f"a scale must be {{\"size\": int, \"crop_pct\": float, \"variant\": str}}, "
+                                 f"got {dict(value)!r}")
+            return cls(value["size"], value.get("crop_pct", DEFAULT_CROP_PCT), value.get("variant"))
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) in (2, 3):
+            return cls(*value)
+        raise ValueError(f"a scale must be a Scale, (size, crop_pct) or (size, crop_pct, variant), or a dict; "
+                         f"got {value!r}")
 
     def __str__(self) -> str:
-        return f"{self.size}@{self.crop_pct:g}"
+        text = f"{self.size}@{self.crop_pct:g}"
+        return text if self.variant is None else f"{self.variant}:{text}"
 
 
 def _json_dict(value: Any, key: str) -> dict | None:
@@ -116,6 +173,9 @@ class ScalePolicy:
     device : str or None
         Where the latency was measured.
     notes : str
+    base_dir : str or None
+        The folder variant files are relative to: the policy file's, set by :meth:`load` (not
+        saved; None: the current directory).
     """
 
     model: str | None = None
@@ -128,6 +188,7 @@ class ScalePolicy:
     latency_ms: dict | None = field(default=None, hash=False)
     device: str | None = None
     notes: str = ""
+    base_dir: str | None = field(default=None, compare=False, hash=False, repr=False)
 
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -162,29 +223,50 @@ class ScalePolicy:
             raise ValueError(f"policy device must be a string, got {self.device!r}")
         if not isinstance(self.notes, str):
             raise ValueError(f"policy notes must be a string, got {self.notes!r}")
+        if self.base_dir is not None and not isinstance(self.base_dir, str):
+            raise ValueError(f"policy base_dir must be a string, got {self.base_dir!r}")
         put("accuracy", _json_dict(self.accuracy, "accuracy"))
         put("latency_ms", _json_dict(self.latency_ms, "latency_ms"))
 
     # ------------------------------------------------------------------ constructors
     @classmethod
     def single(cls, size: int, crop_pct: float = DEFAULT_CROP_PCT, model: str | None = None,
-               **fields) -> "ScalePolicy":
-        """A one-scale policy."""
-        return cls(model=model, scales=(Scale(size, crop_pct),), mode="single", **fields)
+               variant: str | None = None, **fields) -> "ScalePolicy":
+        """A one-scale policy (run by ``variant``, default the classifier's own model)."""
+        return cls(model=model, scales=(Scale(size, crop_pct, variant),), mode="single", **fields)
 
     @property
     def max_size(self) -> int:
         return max(s.size for s in self.scales)
 
+    @property
+    def variants(self) -> tuple[str | None, ...]:
+        """The model variants the scales run, in order of first use (None: the classifier's model)."""
+        return tuple(dict.fromkeys(s.variant for s in self.scales))
+
     def with_scales(self, scales: Sequence[Scale]) -> "ScalePolicy":
         return replace(self, scales=tuple(scales))
+
+    def relocated(self, folder: str | os.PathLike) -> "ScalePolicy":
+        """The policy as saved into ``folder``: variant files (relative to :attr:`base_dir`, or the
+        current directory) rewritten relative to ``folder``, so the policy file finds them."""
+        source = Path(self.base_dir) if self.base_dir is not None else Path.cwd()
+        folder = Path(folder).resolve()
+
+        def move(scale: Scale) -> Scale:
+            if scale.variant is None or scale.variant in BUNDLED_VARIANTS:
+                return scale
+            target = (source / scale.variant).resolve()
+            return scale.with_variant(Path(os.path.relpath(target, folder)).as_posix())
+
+        return replace(self, scales=tuple(move(s) for s in self.scales), base_dir=str(folder))
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, with ``format`` and ``version`` keys."""
         data = {
             "format": POLICY_FORMAT,
-            "version": POLICY_VERSION,
+            "version": POLICY_VERSION if any(s.variant is not None for s in self.scales) else 1,
             "model": self.model,
             "mode": self.mode,
             "scales": [s.to_dict() for s in self.scales],
@@ -231,9 +313,12 @@ class ScalePolicy:
         return json.dumps(self.to_dict(), indent=indent)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the policy as JSON; returns the path."""
+        """Write the policy as JSON (variant files rewritten relative to the file's folder, see
+        :meth:`relocated`); returns the path."""
         path = Path(path)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        policy = self.relocated(path.resolve().parent) if any(
+            s.variant not in (None, *BUNDLED_VARIANTS) for s in self.scales) else self
+        path.write_text(policy.to_json() + "\n", encoding="utf-8")
         return path
 
     @classmethod
@@ -246,7 +331,7 @@ class ScalePolicy:
         except json.JSONDecodeError as error:
             raise ValueError(f"policy file {path} is not valid JSON: {error}") from None
         try:
-            return cls.from_dict(data)
+            return replace(cls.from_dict(data), base_dir=str(path.resolve().parent))
         except ValueError as error:
             raise ValueError(f"policy file {path}: {error}") from None
 

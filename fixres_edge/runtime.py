@@ -29,7 +29,8 @@ import numpy as np
 from fixres_edge.constants import IMAGENET_MEAN, IMAGENET_STD
 from fixres_edge.errors import ITEM_ERRORS, one_line
 from fixres_edge.model import (
-    ConfigError, LoadedModel, ModelCard, ModelInput, check_size, generated_label, load_model, resolve_labels,
+    ConfigError, LoadedModel, ModelCard, ModelInput, check_size, generated_label, resolve_labels,
+    resolve_model_path,
 )
 from fixres_edge.policy import DEFAULT_CROP_PCT, DEFAULT_TRAIN_SIZE, Scale, ScalePolicy, run_policy
 
@@ -294,7 +295,8 @@ class Prediction:
         ``decode``, ``preprocess`` and ``infer`` (summed over scales), ``postprocess`` (softmax,
         policy, top-k) and ``total`` (wall time of the call), in milliseconds.
     per_scale : tuple of dict
-        Per scale run: ``size``, ``crop_pct``, ``preprocess``, ``infer`` (ms) and ``max_prob``.
+        Per scale run: ``size``, ``crop_pct``, ``preprocess``, ``infer`` (ms) and ``max_prob``
+        (and ``variant`` when the scale names one).
     path : str or None
         The source file, when the input was a path.
     probs : ndarray
@@ -418,17 +420,42 @@ def _source_name(source: Any) -> str | None:
 CALIBRATED = "calibrated"
 
 
-def calibrated_policy_path(model_path: Path, card: ModelCard) -> Path:
+def calibrated_policy_path(model_path: Path, card: ModelCard | None) -> Path:
     """The policy file saved next to a model: ``<stem>.policy.json``, else ``<card name>.policy.json``."""
     model_path = Path(model_path)
     candidates = [model_path.with_name(model_path.stem + ".policy.json")]
-    if card.name:
+    if card is not None and card.name:
         candidates.append(model_path.with_name(f"{card.name}.policy.json"))
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"no calibrated policy next to {model_path.name} (looked for "
                             f"{', '.join(c.name for c in candidates)}); run fixres-edge calibrate --out <file>")
+
+
+def default_policy() -> ScalePolicy | None:
+    """The policy :class:`Classifier` runs when nothing is asked: the calibrated one shipped with the
+    bundled model (``models/efficientnet_lite0.policy.json``), or None when it is not installed."""
+    from fixres_edge.model import bundled_model_path
+
+    try:
+        path = calibrated_policy_path(bundled_model_path(), None)
+    except FileNotFoundError:
+        return None
+    return ScalePolicy.load(path)
+
+
+def _calibrated_policy(model, threads, providers) -> ScalePolicy:
+    """The ``"calibrated"`` policy of ``model``: found by file name first, so that no session is
+    opened just to read the card name (a policy may not run the model it sits next to)."""
+    path = resolve_model_path(model)
+    try:
+        return ScalePolicy.load(calibrated_policy_path(path, None))
+    except FileNotFoundError:
+        from fixres_edge.model import load_model
+
+        card = load_model(path, threads=threads, providers=providers).card
+        return ScalePolicy.load(calibrated_policy_path(path, card))
 
 
 # ---------------------------------------------------------------------- classifier
@@ -438,14 +465,18 @@ class Classifier:
     Parameters
     ----------
     model : str, PathLike or None
-        ``None`` (or ``"fp32"``): the bundled EfficientNet-Lite0; ``"int8"``: its int8 version;
-        otherwise the path of an ONNX classifier with one 4-D image input (NCHW or NHWC, float32,
-        float16 or uint8, static or dynamic size).
+        ``"fp32"``: the bundled EfficientNet-Lite0; ``"int8"``: its int8 version; otherwise the path
+        of an ONNX classifier with one 4-D image input (NCHW or NHWC, float32, float16 or uint8,
+        static or dynamic size). ``None``: the model of the policy's first scale, else the bundled
+        fp32 model.
     policy : ScalePolicy, str, PathLike or None
-        Which scales to run (a policy or a policy JSON file). ``None``: one scale at the model's
-        training size (or its static size) and crop_pct. ``"calibrated"``: the policy file saved
-        next to the model (``<model>.policy.json`` or ``<card name>.policy.json``), as
-        ``fixres-edge calibrate`` writes it; the bundled model ships one.
+        Which scales to run (a policy or a policy JSON file); its scales may name model variants
+        (:class:`~fixres_edge.policy.Scale`), whose sessions open on first use. ``None``: when
+        ``model``, ``size`` and ``crop_pct`` are all None too, the calibrated policy shipped with the
+        bundled model (:func:`default_policy`); otherwise one scale at the model's training size
+        (or its static size) and crop_pct. ``"calibrated"``: the policy file saved next to the model
+        (``<model>.policy.json`` or ``<card name>.policy.json``), as ``fixres-edge calibrate``
+        writes it; the bundled model ships one.
     threads : int or None
         Intra-op threads for ONNX Runtime (``None``: its default). Preprocessing runs on the
         calling thread (a small fraction of inference); parallelism across images belongs to
@@ -496,23 +527,43 @@ class Classifier:
         if isinstance(policy, (str, os.PathLike)) and policy != CALIBRATED:
             policy = ScalePolicy.load(policy)
         self.threads = threads
-        self.model: LoadedModel = load_model(model, threads=threads, providers=providers)
+        explicit_scale = size is not None or crop_pct is not None
+        if model is None and policy is None and not explicit_scale:
+            policy = default_policy()  # nothing asked: the shipped best point (None when not installed)
+        if policy == CALIBRATED:
+            policy = _calibrated_policy(model, threads, providers)
+        if policy is not None and not isinstance(policy, ScalePolicy):
+            raise TypeError(f"policy must be a ScalePolicy or a path to a policy JSON file, "
+                            f"got {type(policy).__name__}")
+        # The classifier's own model (what a scale without a variant runs, and whose card and labels
+        # every variant shares): the model argument, else the variant of the policy's first scale.
+        if model is None and policy is not None and not explicit_scale:
+            from fixres_edge.variants import variant_path
+
+            base = variant_path(policy.scales[0].variant, policy.base_dir)
+        else:
+            base = resolve_model_path(model)
+        from fixres_edge.variants import ModelVariants
+
+        self._variants = ModelVariants(base, base_dir=policy.base_dir if policy is not None else None,
+                                       threads=threads, providers=providers)
+        self.model: LoadedModel = self._variants.base
         self._card, self.card_origin, self.config, self._labels, self.labels_source = describe_model(
             self.model.card, self.model.path, self.model.output.num_classes, config=config, labels=labels,
             train_size=train_size, crop_pct=crop_pct, interpolation=interpolation, antialias=antialias,
             mean=mean, std=std)
-        if policy == CALIBRATED:
-            policy = ScalePolicy.load(calibrated_policy_path(self.model.path, self.model.card))
         self.settings = resolve_settings(
             self._card, self.model.input, policy=policy, size=size, crop_pct=crop_pct,
             interpolation=interpolation, antialias=antialias, mean=mean, std=std, crop=crop,
             model_name=self.model.name, card_origin=self.card_origin)
+        for variant in self.policy.variants:
+            self._variants.add(variant)  # a missing variant file is an error now, not mid-batch
         self._explicit_crop_pct = crop_pct
         self.reduced_decode = bool(reduced_decode)
         self._session = self.model.session
         self._input_name = self.model.input.name
         self._output_names = [self.model.output.name]
-        self._output_kind = self.model.card.output
+        self._output_kinds: dict[str, str] = {}
         self._swap = self.settings.channel_order == "BGR"
         self._pre: OrderedDict[Scale, Any] = OrderedDict()
         self._pre_flipped: OrderedDict[Scale, Any] = OrderedDict()
@@ -561,17 +612,31 @@ class Classifier:
 
     # ------------------------------------------------------------------ building blocks
     def scale(self, size: int | Scale) -> Scale:
-        """A Scale for ``size`` at the resolved crop_pct (argument, card, then 0.875), checked against the model."""
+        """A Scale for ``size`` at the resolved crop_pct (argument, card, then 0.875), checked against the
+        model; a Scale naming a variant keeps it (its file is resolved, not opened, here)."""
         if isinstance(size, Scale):
             scale = size
         else:
             scale = default_scale(self.card, self.input, size, self._explicit_crop_pct)
         check_size(scale.size, self.card, self.input, self.model.name)
+        if scale.variant is not None:
+            self._variants.add(scale.variant)
         return scale
 
+    def variant_model(self, variant: str | None = None) -> LoadedModel:
+        """The model that runs scales of ``variant`` (None: :attr:`model`); its session is opened on
+        first use."""
+        return self._variants.get(variant)
+
+    @property
+    def open_models(self) -> tuple[Path, ...]:
+        """Model files whose ONNX Runtime sessions this classifier has opened so far."""
+        return self._variants.opened
+
     def preprocessor(self, scale: int | Scale):
-        """The (cached) ``Preprocessor`` for one scale, matching the model input's layout and dtype."""
-        scale = self.scale(scale)
+        """The (cached) ``Preprocessor`` for one scale, matching the model input's layout and dtype
+        (every variant shares it)."""
+        scale = self.scale(scale).geometry
         with self._pre_lock:
             pre = self._pre.get(scale)
             if pre is not None:
@@ -592,6 +657,7 @@ class Classifier:
         buffers = getattr(self._local, "buffers", None)
         if buffers is None:
             buffers = self._local.buffers = OrderedDict()
+        scale = scale.geometry
         buf = buffers.get(scale)
         if buf is None:
             return _lru_put(buffers, scale, np.empty(pre.out_shape(1), dtype=pre.config.dtype))
@@ -601,6 +667,7 @@ class Classifier:
     def _flipped_preprocessor(self, scale: Scale):
         """For a BGR-trained model fed YUV frames: the scale's Preprocessor with mean/std in reverse
         order, whose RGB output becomes the model's BGR input once the channels are flipped."""
+        scale = scale.geometry
         with self._pre_lock:
             pre = self._pre_flipped.get(scale)
             if pre is not None:
@@ -611,9 +678,16 @@ class Classifier:
         with self._pre_lock:
             return _lru_put(self._pre_flipped, scale, pre)
 
-    def _run_scale(self, image: np.ndarray, scale: Scale, input_format: str, width: int | None = None
-                   ) -> tuple[np.ndarray, float, float]:
-        """Preprocess + infer one scale: (raw output float32 (num_classes,), preprocess ms, infer ms)."""
+    def preprocessed(self, image: np.ndarray, scale: int | Scale, input_format: str = "BGR", *,
+                     width: int | None = None) -> np.ndarray:
+        """The model input for one image at one scale, exactly as :meth:`predict` feeds it (channel
+        order, mean/std, layout and dtype of the model): a new ``(1, C, H, W)`` or ``(1, H, W, C)``
+        array (calibration data for quantisation)."""
+        scale = self.scale(scale)
+        return self._prepare(image, scale, input_format, width).copy()
+
+    def _prepare(self, image: np.ndarray, scale: Scale, input_format: str, width: int | None) -> np.ndarray:
+        """Preprocess one image into this thread's reused buffer for ``scale``; returns the buffer."""
         pre = self.preprocessor(scale)
         buf = self._buffer(scale, pre)
         # Upper-cased before the swap lookup ("bgr" must be swapped for a BGR model too); unknown
@@ -625,7 +699,6 @@ class Classifier:
                 pre, flip = self._flipped_preprocessor(scale), True
             else:
                 fmt = _SWAPPED_FORMAT.get(fmt, fmt)
-        t0 = time.perf_counter()
         pre(image, out=buf, input_format=fmt, width=width)
         if flip:
             # numpy buffers overlapping assignments, so the in-place reversal is safe.
@@ -633,39 +706,49 @@ class Classifier:
                 buf[0] = buf[0, ::-1]
             else:
                 buf[0] = buf[0, ..., ::-1]
+        return buf
+
+    def _run_scale(self, image: np.ndarray, scale: Scale, input_format: str, width: int | None = None
+                   ) -> tuple[np.ndarray, float, float]:
+        """Preprocess + infer one scale: (raw output float32 (num_classes,), preprocess ms, infer ms)."""
+        t0 = time.perf_counter()
+        buf = self._prepare(image, scale, input_format, width)
+        model = self.model if scale.variant is None else self._variants.get(scale.variant)
         t1 = time.perf_counter()
         try:
-            raw = self._session.run(self._output_names, {self._input_name: buf})[0]
+            raw = model.session.run([model.output.name], {model.input.name: buf})[0]
         except Exception as error:  # ORT's pybind errors do not derive from RuntimeError
             raise RuntimeError(f"inference failed at {scale}: {one_line(error)}") from None
         t2 = time.perf_counter()
         raw = np.asarray(raw, dtype=np.float32).reshape(-1)
         return raw, (t1 - t0) * 1e3, (t2 - t1) * 1e3
 
-    def _output_kind_of(self, raw: np.ndarray) -> str:
-        """"probabilities" or "logits": what the model outputs (decided once, on its first output)."""
-        kind = self._output_kind
+    def _output_kind_of(self, raw: np.ndarray, variant: str | None = None) -> str:
+        """"probabilities" or "logits": what the model (of ``variant``) outputs (decided once, on
+        its first output)."""
+        kind = self._output_kinds.get(variant) or self.variant_model(variant).card.output
         if kind is None:
             # A model without a card saying so: outputs that are non-negative and sum to 1 over at
             # least 10 classes come from a softmax in the graph (a second one would flatten them).
             # Decided on the first output, since it is a property of the model.
             looks_like_probs = (raw.shape[0] >= 10 and float(raw.min()) >= 0.0
                                 and abs(float(raw.sum(dtype=np.float64)) - 1.0) < 1e-3)
-            kind = self._output_kind = "probabilities" if looks_like_probs else "logits"
+            kind = "probabilities" if looks_like_probs else "logits"
+        self._output_kinds[variant] = kind
         return kind
 
-    def _to_probs(self, raw: np.ndarray) -> np.ndarray:
-        if self._output_kind_of(raw) == "probabilities":
+    def _to_probs(self, raw: np.ndarray, variant: str | None = None) -> np.ndarray:
+        if self._output_kind_of(raw, variant) == "probabilities":
             return raw.astype(np.float32, copy=True)
         return softmax(raw)
 
-    def _probs_and_top(self, raw: np.ndarray, k: int) -> tuple[np.ndarray, list[int]]:
+    def _probs_and_top(self, raw: np.ndarray, k: int, variant: str | None = None) -> tuple[np.ndarray, list[int]]:
         """Probabilities and the indices of the ``k`` best, in one compiled call (right after
         inference, caches are cold and every separate numpy or kernel call costs ~10 us)."""
-        kind = self._output_kind_of(raw)
+        kind = self._output_kind_of(raw, variant)
         n = raw.shape[0]
         if k > min(n, _SELECTION_TOP_K):
-            probs = self._to_probs(raw)
+            probs = self._to_probs(raw, variant)
             return probs, top_k(probs, k)
         probs, indices = probabilities_top_k(raw, k, apply_softmax=kind == "logits")
         return probs, indices.tolist()
@@ -693,8 +776,9 @@ class Classifier:
         (ndarray, dict)
             float32 (num_classes,) summing to 1, and timings in ms (``preprocess``, ``infer``).
         """
-        raw, pre_ms, infer_ms = self._run_scale(image_bgr, self.scale(scale), input_format, width)
-        return self._to_probs(raw), {"preprocess": pre_ms, "infer": infer_ms}
+        scale = self.scale(scale)
+        raw, pre_ms, infer_ms = self._run_scale(image_bgr, scale, input_format, width)
+        return self._to_probs(raw, scale.variant), {"preprocess": pre_ms, "infer": infer_ms}
 
     def decode(self, source, policy: ScalePolicy | None = None) -> np.ndarray:
         """Decode a path/bytes/file object for ``policy`` (JPEG reduced as far as its largest scale allows)."""
@@ -708,13 +792,16 @@ class Classifier:
 
     def warmup(self, sizes: Iterable[int | Scale] | None = None) -> None:
         """Run each scale of the policy (or ``sizes``) once on a blank image, so that kernel
-        compilation and ORT's first-run setup are not counted in the first prediction's timings."""
+        compilation and ORT's first-run setup are not counted in the first prediction's timings.
+
+        This opens the session of every variant the scales name, escalation-only ones included
+        (which a cascade otherwise opens when the first image escalates)."""
         for scale in (self.policy.scales if sizes is None else sizes):
             scale = self.scale(scale)
             side = self.preprocessor(scale).min_short_side
             raw, _, _ = self._run_scale(np.zeros((side, side + side // 3, 3), np.uint8), scale, "BGR")
-            top_k(self._to_probs(raw), 5)  # the post-processing kernels compile here too
-            self._probs_and_top(raw, 5)
+            top_k(self._to_probs(raw, scale.variant), 5)  # the post-processing kernels compile here too
+            self._probs_and_top(raw, 5, scale.variant)
 
     # ------------------------------------------------------------------ prediction
     def predict(self, image_or_path, topk: int = 5, *, size: int | None = None,
@@ -765,11 +852,14 @@ class Classifier:
             nonlocal post_ms
             raw, pre_ms, infer_ms = self._run_scale(image, scale, input_format, width)
             t0 = time.perf_counter()
-            probs, best = self._probs_and_top(raw, topk)
+            probs, best = self._probs_and_top(raw, topk, scale.variant)
             post_ms += (time.perf_counter() - t0) * 1e3
             last[0], last[1] = probs, best
-            per_scale.append({"size": scale.size, "crop_pct": scale.crop_pct, "preprocess": pre_ms,
-                              "infer": infer_ms, "max_prob": float(probs[best[0]])})
+            entry = {"size": scale.size, "crop_pct": scale.crop_pct, "preprocess": pre_ms,
+                     "infer": infer_ms, "max_prob": float(probs[best[0]])}
+            if scale.variant is not None:
+                entry["variant"] = scale.variant
+            per_scale.append(entry)
             return probs
 
         result = run_policy(policy, infer)

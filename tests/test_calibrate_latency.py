@@ -20,7 +20,8 @@ class FakeClassifier:
     """
 
     # (preprocess ms, inference ms) per scale
-    COSTS = {Scale(8): (1.0, 2.0), Scale(16): (2.0, 6.0), Scale(16, 0.75): (3.0, 6.0)}
+    COSTS = {Scale(8): (1.0, 2.0), Scale(16): (2.0, 6.0), Scale(16, 0.75): (3.0, 6.0),
+             Scale(16, variant="int8"): (2.0, 2.0)}
 
     def __init__(self, loads, slow_calls: int):
         self.now_ns = 0
@@ -70,6 +71,18 @@ def test_costs_are_paired_against_the_reference(monkeypatch):
     assert latency[Scale(8)].preprocess == pytest.approx(float(np.median(1.0 * loads)))
     assert ref.cost == pytest.approx(float(np.median(8.0 * loads)))
     assert ref.cost_q75 < 100 * 8.0
+
+
+def test_variants_of_one_size_keep_their_own_inference(monkeypatch):
+    # fp32 and int8 at the same size run different models: their inference samples are not pooled.
+    clf = FakeClassifier(loads=[1.0, 2.0], slow_calls=0)
+    import fixres_edge.timing
+
+    monkeypatch.setattr(fixres_edge.timing, "time", types.SimpleNamespace(perf_counter_ns=clf.clock))
+    int8 = Scale(16, variant="int8")
+    latency = measure_latency(clf, [Scale(8), int8], reference=Scale(16), repeats=6, warmup=1)
+    assert latency[int8].ratio == pytest.approx(4.0 / 8.0)
+    assert latency[int8].infer == pytest.approx(latency[Scale(16)].infer / 3.0)
 
 
 def test_order_is_seeded(monkeypatch):

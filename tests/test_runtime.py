@@ -410,7 +410,7 @@ def grace_hopper(bundled_model):
 
 
 def test_bundled_model_fixres_example(grace_hopper):
-    clf = Classifier(threads=1, reduced_decode=False)
+    clf = Classifier("fp32", threads=1, reduced_decode=False)  # fp32 at the training size
     assert clf.card.name == "efficientnet_lite0" and clf.policy.scales == (Scale(224, 0.875),)
     at224 = clf.predict(grace_hopper)
     at256 = clf.predict(grace_hopper, size=256)
@@ -418,6 +418,12 @@ def test_bundled_model_fixres_example(grace_hopper):
     assert at256.label == "military uniform" and at256.size == 256
     with pytest.raises(ValueError, match="size 250 is not a multiple of 32 for efficientnet_lite0; valid: 160"):
         clf.predict(grace_hopper, size=250)
+
+
+def test_default_policy_gets_the_demo_photo_right(grace_hopper):
+    # The shipped two-precision policy: int8 at 224 is unsure (tied top two), so it escalates.
+    p = Classifier(threads=1).predict(grace_hopper)
+    assert p.label == "military uniform" and p.size == 256 and p.scales[0] == Scale(224, 0.875, "int8")
 
 
 def test_bundled_model_cascade(grace_hopper):

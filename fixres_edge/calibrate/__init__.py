@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from fixres_edge.calibrate.collect import SCORES_FORMAT, Scores, calibration_scales, collect, reference_scale
+from fixres_edge.calibrate.collect import (SCORES_FORMAT, Scores, calibration_scales, collect, reference_scale,
+                                          variant_scales)
 from fixres_edge.calibrate.latency import LATENCY_IMAGE_SHAPE, Latency, device_description, measure_latency
 from fixres_edge.calibrate.report import format_table, plot_pareto, report_text, scales_text
 from fixres_edge.calibrate.search import (BUDGET_GRID, CONFIDENCES, DEFAULT_THRESHOLDS, KINDS, Candidate, Outcomes,
@@ -31,7 +32,7 @@ __all__ = [
     "Latency", "Outcomes", "SCORES_FORMAT", "Scores", "SearchResult", "calibrate", "calibration_scales",
     "candidate_label", "cascade_stops", "collect", "cv_splits", "device_description", "enumerate_outcomes",
     "fit_threshold", "format_table", "make_policy", "measure_latency", "pareto_front", "plot_pareto",
-    "reference_scale", "report_text", "scales_text", "search_policies",
+    "reference_scale", "report_text", "scales_text", "search_policies", "variant_scales",
 ]
 
 
@@ -84,7 +85,9 @@ def calibrate(classifier, reader: Reader | None, scales: Sequence[Scale] | None 
     elif scales is not None and tuple(scales) != scores.scales:
         raise ValueError(f"saved scores are for scales {', '.join(map(str, scores.scales))}, not "
                          f"{', '.join(map(str, scales))}")
-    reference = reference_scale(classifier)
+    # The reference (and default budget) is the training size run by the first variant searched:
+    # with ``fp32 int8`` that is fp32 at 224.
+    reference = reference_scale(classifier, scores.scales[0].variant)
     with stopwatch(seconds, "latency"):
         latency = measure_latency(classifier, scores.scales, reference=reference, repeats=latency_repeats, seed=seed)
     costs = {s: v.cost for s, v in latency.items()}

@@ -81,6 +81,7 @@ class Scores:
         with open(path, "wb") as handle:
             np.savez_compressed(handle, probs=self.probs, labels=self.labels,
                                 scales=np.array([[s.size, s.crop_pct] for s in self.scales], np.float64),
+                                variants=np.array([s.variant or "" for s in self.scales], dtype=str),
                                 names=np.array(self.names, dtype=str),
                                 meta=np.array(json.dumps({"format": SCORES_FORMAT, "model": self.model})))
         return path
@@ -90,7 +91,10 @@ class Scores:
         with np.load(path, allow_pickle=False) as data:
             try:
                 meta = json.loads(str(data["meta"]))
-                scales = tuple(Scale(int(s), float(c)) for s, c in data["scales"])
+                # Files written before scales named variants have no "variants" array.
+                variants = [str(v) or None for v in data["variants"]] if "variants" in data else [None] * len(
+                    data["scales"])
+                scales = tuple(Scale(int(s), float(c), v) for (s, c), v in zip(data["scales"], variants))
                 return cls(scales=scales, labels=data["labels"], probs=data["probs"],
                            names=tuple(str(n) for n in data["names"]), model=meta.get("model"))
             except KeyError as error:
@@ -106,20 +110,31 @@ def calibration_scales(classifier, sizes: Sequence[int] | None = None,
     card, model_input = classifier.card, classifier.input
     defaults = default_scales(card, model_input.dynamic_size, model_input.static_size)
     sizes = sorted(set(sizes)) if sizes else sorted({s.size for s in defaults})
+    # A crop_pct given to the classifier (a card-less model's preprocessing) counts as the card's.
+    explicit = getattr(classifier, "_explicit_crop_pct", None)
     if crop_pcts:
         crops = sorted(set(float(c) for c in crop_pcts), reverse=True)
     elif model_input.dynamic_size:
-        crops = [card.crop_pct or DEFAULT_CROP_PCT]
+        crops = [explicit or card.crop_pct or DEFAULT_CROP_PCT]
     else:
-        crops = sorted({s.crop_pct for s in defaults}, reverse=True)
+        crops = sorted({s.crop_pct for s in defaults} | ({float(explicit)} if explicit else set()), reverse=True)
     return tuple(classifier.scale(Scale(size, crop)) for size in sizes for crop in crops)
 
 
-def reference_scale(classifier) -> Scale:
-    """The training size (or the static size) at the card's crop_pct: the cost a policy is compared to."""
+def reference_scale(classifier, variant: str | None = None) -> Scale:
+    """The training size (or the static size) at the card's crop_pct, run by ``variant`` (default
+    the classifier's own model): the cost a policy is compared to."""
     card, model_input = classifier.card, classifier.input
     size = model_input.static_size or card.train_size or DEFAULT_TRAIN_SIZE
-    return classifier.scale(Scale(size, card.crop_pct or DEFAULT_CROP_PCT))
+    return classifier.scale(Scale(size, card.crop_pct or DEFAULT_CROP_PCT, variant))
+
+
+def variant_scales(scales: Sequence[Scale], variants: Sequence[str | None]) -> tuple[Scale, ...]:
+    """Every scale of ``scales`` run by every variant of ``variants`` (precision and size searched
+    together): variant-major, so the first variant's scales come first."""
+    if not variants:
+        raise ValueError("give at least one model variant")
+    return tuple(s.with_variant(v) for v in dict.fromkeys(variants) for s in scales)
 
 
 # ---------------------------------------------------------------------- running the model

@@ -76,9 +76,9 @@ def measure_latency(classifier, scales: Sequence[Scale], *, reference: Scale | N
 
     Notes
     -----
-    Inference time depends only on the input shape, so scales of one size (the zoom levels of a
-    static-size model) share their inference samples: noise cannot make one zoom level look
-    cheaper than another. Preprocessing is timed per scale.
+    Inference time depends only on the input shape and the model variant, so scales of one size
+    and variant (the zoom levels of a static-size model) share their inference samples: noise
+    cannot make one zoom level look cheaper than another. Preprocessing is timed per scale.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
@@ -99,17 +99,20 @@ def measure_latency(classifier, scales: Sequence[Scale], *, reference: Scale | N
     infer = np.array([[t["infer"] for t in column] for column in kept]).T
     pre = np.array([[t["preprocess"] for t in column] for column in kept]).T
     rest = wall - pre                                   # inference + softmax + call overhead
-    columns = {size: [i for i, s in enumerate(scales) if s.size == size] for size in {s.size for s in scales}}
-    rest_by_size = {size: rest[:, cols].mean(axis=1) for size, cols in columns.items()}
+    # Inference depends on the input size and the model that runs it: (variant, size) groups.
+    groups = {(s.variant, s.size) for s in scales}
+    columns = {g: [i for i, s in enumerate(scales) if (s.variant, s.size) == g] for g in groups}
+    rest_by_size = {g: rest[:, cols].mean(axis=1) for g, cols in columns.items()}
     ref_index = scales.index(reference)
-    ref_run = pre[:, ref_index] + rest_by_size[reference.size]
+    ref_run = pre[:, ref_index] + rest_by_size[(reference.variant, reference.size)]
     ref_cost = float(np.median(ref_run))
     out = {}
     for i, scale in enumerate(scales):
-        own = pre[:, i] + rest_by_size[scale.size]      # this scale's preprocessing + its size's rest
+        group = (scale.variant, scale.size)
+        own = pre[:, i] + rest_by_size[group]           # this scale's preprocessing + its size's rest
         ratio = paired_ratio(own, ref_run)
         q25, q75 = np.percentile(own, [25, 75])
-        out[scale] = Latency(scale, ratio * ref_cost, ratio, float(np.median(infer[:, columns[scale.size]])),
+        out[scale] = Latency(scale, ratio * ref_cost, ratio, float(np.median(infer[:, columns[group]])),
                              float(np.median(pre[:, i])), float(q25), float(q75), repeats)
     return out
 

@@ -11,19 +11,31 @@ from typing import TYPE_CHECKING, Sequence
 
 from fixres_edge.calibrate.search import Candidate, SearchResult
 from fixres_edge.evaluate import format_percent
-from fixres_edge.policy import Scale
+from fixres_edge.policy import BUNDLED_VARIANTS, Scale
 
 if TYPE_CHECKING:
     from fixres_edge.calibrate import Calibration
 
 
+def variant_text(variant: str | None) -> str:
+    """A variant as tables show it: the bundled names as they are, a file by its stem."""
+    if variant is None:
+        return ""
+    return variant if variant in BUNDLED_VARIANTS else Path(variant).stem
+
+
 def scales_text(scales: Sequence[Scale], kind: str, all_scales: Sequence[Scale]) -> str:
     """Compact scale list: sizes only when every scale shares one crop_pct, crop_pcts only when
-    they share one size."""
+    they share one size; each prefixed by its variant (``int8:256``) when the scales run several."""
     one_crop = len({s.crop_pct for s in all_scales}) == 1
     one_size = len({s.size for s in all_scales}) == 1
-    parts = [str(s.size) if one_crop else (f"{s.crop_pct:g}" if one_size else str(s)) for s in scales]
-    return {"cascade": ">", "ensemble": "+"}.get(kind, "").join(parts)
+    several = len({s.variant for s in all_scales}) > 1
+
+    def one(s: Scale) -> str:
+        text = str(s.size) if one_crop else (f"{s.crop_pct:g}" if one_size else f"{s.size}@{s.crop_pct:g}")
+        return f"{variant_text(s.variant)}:{text}" if several and s.variant is not None else text
+
+    return {"cascade": ">", "ensemble": "+"}.get(kind, "").join(one(s) for s in scales)
 
 
 def format_table(result: SearchResult, rows: Sequence[Candidate], all_scales: Sequence[Scale]) -> list[str]:
@@ -32,7 +44,8 @@ def format_table(result: SearchResult, rows: Sequence[Candidate], all_scales: Se
     head = "crop_pcts" if one_size else "sizes"
     wide = any(c.confidence != "max" for c in rows)
     width = 24 if wide else 16
-    lines = [f"{'policy':<{width}} {head:<18} {'thr':>5} {'top-1 (CV)':>10} {'top-5':>6} {'esc.':>5} "
+    col = max([18] + [len(scales_text(c.scales, c.kind, all_scales)) for c in rows])
+    lines = [f"{'policy':<{width}} {head:<{col}} {'thr':>5} {'top-1 (CV)':>10} {'top-5':>6} {'esc.':>5} "
              f"{'exp. ms':>8} {'rel.':>6}"]
     for c in rows:
         name = c.kind
@@ -40,7 +53,7 @@ def format_table(result: SearchResult, rows: Sequence[Candidate], all_scales: Se
             name += f" ({c.combine}" + (f", {c.confidence})" if c.confidence != "max" else ")")
         thr = f"{c.threshold:.3g}" if c.threshold is not None else "-"
         mark = "  <- chosen" if c is result.chosen else ""
-        lines.append(f"{name:<{width}} {scales_text(c.scales, c.kind, all_scales):<18} {thr:>5} "
+        lines.append(f"{name:<{width}} {scales_text(c.scales, c.kind, all_scales):<{col}} {thr:>5} "
                      f"{100 * c.top1_cv:>9.1f}% {100 * c.top5_cv:>5.1f}% "
                      f"{(f'{100 * c.escalated:.0f}%' if c.kind == 'cascade' else '-'):>5} "
                      f"{c.cost_cv_ms:>8.2f} {c.cost_cv_ms / result.train_cost_ms:>5.2f}x{mark}")

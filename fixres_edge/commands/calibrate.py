@@ -40,8 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", default=None, help="write the chosen policy (JSON)")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="draw the accuracy/cost plot (needs matplotlib: the 'plot' extra)")
-    parser.add_argument("--model", metavar="M", default=None,
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--model", metavar="M", default=None,
                         help="ONNX model file, or 'int8' for the bundled int8 model (default: bundled fp32)")
+    models.add_argument("--models", metavar="M", nargs="+", default=None,
+                        help="search precision and size together: model variants of one network, e.g. "
+                             "'fp32 int8' (the bundled model) or ONNX files (the first is the reference; "
+                             "the policy names each scale's variant, files relative to --out)")
     parser.add_argument("--classes", metavar="FILE", default=None,
                         help="class table (TSV with a 'wnid' column), as for 'eval'")
     parser.add_argument("--threads", type=int, metavar="T", default=1,
@@ -61,13 +66,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="save every image's probabilities at every scale (search again with --from-scores)")
     parser.add_argument("--from-scores", metavar="NPZ", default=None,
                         help="search saved scores instead of running the photos (latency is measured again)")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip measuring the peak RSS of the chosen policy and of the training size "
+                             "(a fresh process each, every variant's session open)")
     parser.add_argument("--all", action="store_true", help="print every candidate, not just the Pareto front")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_model_options(parser, size_as="train_size")
 
 
 def run(args: argparse.Namespace) -> int:
-    from fixres_edge.calibrate import Scores, calibrate, calibration_scales, plot_pareto, report_text
+    from fixres_edge.calibrate import Scores, calibrate, calibration_scales, plot_pareto, report_text, variant_scales
     from fixres_edge.errors import with_name
     from fixres_edge.evaluate import LabeledFolder, progress_bar
 
@@ -82,8 +90,13 @@ def run(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise RuntimeError("--plot needs matplotlib: pip install 'fixres-edge[plot]'") from None
-    classifier = build_classifier(args, threads=args.threads, crop=args.crop)
-    scales = calibration_scales(classifier, args.sizes, args.crop_pcts)
+    if args.models:
+        classifier = build_classifier(args, model=args.models[0], threads=args.threads, crop=args.crop)
+        scales = variant_scales(calibration_scales(classifier, args.sizes, args.crop_pcts), args.models)
+    else:
+        model = args.model or "fp32"  # not the default policy's model: the one named (or fp32)
+        classifier = build_classifier(args, model=model, threads=args.threads, crop=args.crop)
+        scales = calibration_scales(classifier, args.sizes, args.crop_pcts)
     classifier.warmup(scales)
     scores = reader = None
     dataset = None
@@ -91,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         scores = Scores.load(args.from_scores)
         if scores.model and scores.model != classifier.model.name:
             raise ValueError(f"{args.from_scores} holds scores of model {scores.model}, not {classifier.model.name}")
-        if args.sizes is None and args.crop_pcts is None:
+        if args.sizes is None and args.crop_pcts is None and args.models is None:
             scales = scores.scales
     else:
         reader = LabeledFolder(args.directory, classes=args.classes, labels=classifier.labels,
@@ -105,6 +118,15 @@ def run(args: argparse.Namespace) -> int:
                            progress=bar.update, dataset=dataset, confidences=args.confidence)
     finally:
         bar.close()
+    memory = {}
+    if not args.no_memory:
+        from fixres_edge.calibrate.memory import policy_peak_rss
+        from fixres_edge.policy import ScalePolicy
+
+        ref = result.search.train_scale
+        for name, policy in ((str(ref), ScalePolicy.single(ref.size, ref.crop_pct, variant=ref.variant)),
+                             ("chosen", result.policy)):
+            memory[name] = policy_peak_rss(policy, classifier.path, threads=args.threads)
     total_s = time.perf_counter() - start
     if args.save_scores:
         result.scores.save(args.save_scores)
@@ -118,9 +140,15 @@ def run(args: argparse.Namespace) -> int:
         data = result.to_dict()
         data["seconds"]["total"] = total_s
         data["policy_file"] = args.out
+        data["peak_rss_mb"] = memory
         print(json.dumps(data))
     else:
         print(report_text(result, show_all=args.all, total_s=total_s, policy_path=args.out))
+        if memory:
+            chosen, ref = memory.get("chosen"), memory.get(str(result.search.train_scale))
+            print(f"memory   peak RSS of a process running every scale once (every variant open): chosen "
+                  f"{chosen:.0f} MB, single {result.search.train_scale} {ref:.0f} MB" if chosen and ref else
+                  "memory   peak RSS not reported on this OS")
     for name, message in result.errors:
         print(f"fixres-edge calibrate: error: {with_name(name, message)}", file=sys.stderr)
     return 1 if result.errors else 0
