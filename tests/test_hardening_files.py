@@ -20,7 +20,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("onnx")
 
-from test_model_card import classes_model  # noqa: E402
+from tiny_models import classes_model  # noqa: E402
 
 import fixres_edge.decode as decode  # noqa: E402
 from fixres_edge.cli import main  # noqa: E402

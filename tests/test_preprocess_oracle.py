@@ -244,20 +244,38 @@ def test_input_format_tiny(fmt, make_pre, images):
 CARD_MEAN = (127 / 255,) * 3
 CARD_STD = (128 / 255,) * 3
 PRODUCTION_MEAN_LEVELS = 0.35
-PRODUCTION_MODES = {"bilinear": "pil-bilinear", "bicubic": "pil-bicubic"}
 CARD_SCALES = [192, 224, 256, 288]
+# The card's mode (antialiased bilinear) and the ones a card or an argument may choose instead.
+# Antialiased bilinear may be 1 level off: Pillow rounds its first pass to uint8 (up to 0.5) and
+# then its output (0.5); the kernels round neither. The bicubic kernel follows Pillow's passes.
+# Known kernel bug (found by these tests): BGR -> float32 NCHW non-antialiased bicubic is not
+# clamped to [0, 255] before normalization, so where bicubic overshoots (noise, edges, photos) the
+# output is tens of levels off; uint8 output and the other input formats clamp. Not strict here
+# (images without overshoot pass); test_production_bicubic_noaa_is_clamped is strict, so the fix
+# shows as XPASS there: then remove both marks.
+_BICUBIC_NOAA_UNCLAMPED = "known kernel bug: BGR -> float32 NCHW non-antialiased bicubic is not clamped to [0, 255]"
+PRODUCTION_MODES = {("bilinear", True): "pil-bilinear", ("bicubic", True): "pil-bicubic",
+                    ("bilinear", False): "cv2-linear", ("bicubic", False): "cv2-cubic"}
+PRODUCTION_PARAMS = [pytest.param(mode, id=mode_id(mode),
+                                  marks=[pytest.mark.xfail(reason=_BICUBIC_NOAA_UNCLAMPED)]
+                                  if mode == ("bicubic", False) else [])
+                     for mode in PRODUCTION_MODES]
 
 
 @pytest.fixture(scope="module")
 def production(bundled_model):
-    """``production(interpolation, size)``: the Preprocessor the bundled Classifier runs at ``size``."""
+    """``production(mode, size)``: the Preprocessor the bundled Classifier runs at ``size``, with
+    ``mode`` = (interpolation, antialias) replacing the card's when it differs."""
     from fixres_edge import Classifier
 
     clf = Classifier(bundled_model, threads=1)
 
-    def make(interpolation: str, size: int):
+    def make(mode, size: int):
         pre = clf.preprocessor(size)
-        return pre if interpolation == clf.settings.interpolation else pre.replace(interpolation=interpolation)
+        interpolation, antialias = mode
+        if (interpolation, antialias) != (clf.settings.interpolation, clf.settings.antialias):
+            pre = pre.replace(interpolation=interpolation, antialias=antialias)
+        return pre
 
     return make
 
@@ -276,7 +294,7 @@ def _production_problem(pre, bgr, size, oracle_name, case, oracles, norm, parity
     tolerance = norm.tolerance(CARD_STD)[:, None, None]  # 1 level on the normalized scale, per channel
     levels = err * (255.0 * np.asarray(CARD_STD))[:, None, None]
     max_level, mean_level = float(levels.max()), float(levels.mean())
-    parity.record("production-f32", oracle_name, case, round(max_level, 3), mean_level)
+    parity.record(f"{mode_id((pre.config.interpolation, pre.config.antialias))}-card-f32", oracle_name, case, round(max_level, 3), mean_level)
     if (err > tolerance).any():
         where = np.argwhere((err > tolerance).any(axis=0))
         return (f"{case} vs {oracle_name} + card normalization: {len(where)} pixels off by more than 1 level "
@@ -288,41 +306,49 @@ def _production_problem(pre, bgr, size, oracle_name, case, oracles, norm, parity
 
 def test_production_preprocessor_is_the_card_pipeline(production):
     # The configuration the comparisons below rely on: if this changes, they no longer test production.
-    config = production("bilinear", 224).config
+    config = production(("bilinear", True), 224).config
     assert (config.input_format, config.layout, config.dtype) == ("BGR", "NCHW", "float32")
     assert (config.interpolation, config.antialias, config.crop_pct) == ("bilinear", True, 0.875)
     np.testing.assert_allclose(config.mean, CARD_MEAN, rtol=0, atol=1e-12)
     np.testing.assert_allclose(config.std, CARD_STD, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("interpolation", list(PRODUCTION_MODES))
+@pytest.mark.parametrize("mode", PRODUCTION_PARAMS)
 @pytest.mark.parametrize("case", SYNTH_CASES + [BIG_CASE])
-def test_production_synthetic_matches_pillow(case, interpolation, production, images, oracles, norm, parity):
+def test_production_synthetic_matches_oracle(case, mode, production, images, oracles, norm, parity):
     bgr = np.ascontiguousarray(images.case(case)[..., ::-1])
-    problem = _production_problem(production(interpolation, 224), bgr, 224, PRODUCTION_MODES[interpolation],
-                                  f"{case}@224", oracles, norm, parity)
+    problem = _production_problem(production(mode, 224), bgr, 224, PRODUCTION_MODES[mode], f"{case}@224",
+                                  oracles, norm, parity)
     assert not problem, problem
 
 
-@pytest.mark.parametrize("interpolation", list(PRODUCTION_MODES))
+@pytest.mark.parametrize("mode", PRODUCTION_PARAMS)
 @pytest.mark.parametrize("size", CARD_SCALES)
-def test_production_card_scales_match_pillow(size, interpolation, production, images, oracles, norm, parity):
+def test_production_card_scales_match_oracle(size, mode, production, images, oracles, norm, parity):
     problems = []
     for case in ["mixed-375x500", "noise-333x517", "stripes-480x640"]:
         bgr = np.ascontiguousarray(images.case(case)[..., ::-1])
-        problems.append(_production_problem(production(interpolation, size), bgr, size,
-                                            PRODUCTION_MODES[interpolation], f"{case}@{size}", oracles, norm, parity))
+        problems.append(_production_problem(production(mode, size), bgr, size, PRODUCTION_MODES[mode],
+                                            f"{case}@{size}", oracles, norm, parity))
     _check_all(problems)
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("interpolation", list(PRODUCTION_MODES))
+@pytest.mark.parametrize("mode", PRODUCTION_PARAMS)
 @pytest.mark.parametrize("size", CARD_SCALES)
-def test_production_photos_match_pillow(size, interpolation, shared_photos, production, oracles, norm, parity):
+def test_production_photos_match_oracle(size, mode, shared_photos, production, oracles, norm, parity):
     # Real photos (decoded once by OpenCV; both sides see the same pixels, so decoders do not differ).
-    _check_all([_production_problem(production(interpolation, size), bgr, size, PRODUCTION_MODES[interpolation],
+    _check_all([_production_problem(production(mode, size), bgr, size, PRODUCTION_MODES[mode],
                                     f"photo:{name}@{size}", oracles, norm, parity)
                 for name, bgr in shared_photos])
+
+
+@pytest.mark.xfail(strict=True, reason=_BICUBIC_NOAA_UNCLAMPED)
+def test_production_bicubic_noaa_is_clamped(production, images, oracles, norm, parity):
+    bgr = np.ascontiguousarray(images.case("noise-375x500")[..., ::-1])
+    problem = _production_problem(production(("bicubic", False), 224), bgr, 224, "cv2-cubic", "noise-375x500@224",
+                                  oracles, norm, parity)
+    assert not problem, problem
 
 
 # Each is a plausible production bug; the comparison above must report every one of them.
@@ -339,7 +365,7 @@ WRONG_PIPELINES = {
 @pytest.mark.parametrize("wrong", list(WRONG_PIPELINES))
 def test_production_comparison_can_fail(wrong, production, images, oracles, norm, parity):
     bgr = np.ascontiguousarray(images.case("mixed-375x500")[..., ::-1])
-    pre = production("bilinear", 224)
+    pre = production(("bilinear", True), 224)
     assert not _production_problem(pre, bgr, 224, "pil-bilinear", "control", oracles, norm, parity)
     broken = pre.replace(**WRONG_PIPELINES[wrong])
     assert _production_problem(broken, bgr, 224, "pil-bilinear", wrong, oracles, norm, parity), \
