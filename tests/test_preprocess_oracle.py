@@ -247,6 +247,7 @@ def test_input_format_tiny(fmt, make_pre, images):
 # (1 / (255 * std)), and a mean error of at most PRODUCTION_MEAN_LEVELS levels.
 CARD_MEAN = (127 / 255,) * 3
 CARD_STD = (128 / 255,) * 3
+CARD_CROP_PCT = 0.875
 PRODUCTION_MEAN_LEVELS = 0.35
 CARD_SCALES = [192, 224, 256, 288]
 # The card's mode (antialiased bilinear) and the ones a card or an argument may choose instead.
@@ -282,11 +283,11 @@ def production(bundled_model):
 
 
 def _production_problem(pre, bgr, size, oracle_name, case, oracles, norm, parity) -> str:
-    """Run ``pre`` on a BGR image the way the Classifier does; the problem vs Pillow, or ''."""
+    """Run ``pre`` on a BGR image the way the Classifier does; the problem vs the oracle, or ''."""
     out = np.full(pre.out_shape(1), np.nan, np.float32)  # NaN left anywhere = a pixel never written
     got = pre(bgr, out=out)
     assert got is out and got.dtype == np.float32
-    want_u8 = oracles.crop(np.ascontiguousarray(bgr[..., ::-1]), size, 0.875, oracle_name)
+    want_u8 = oracles.crop(np.ascontiguousarray(bgr[..., ::-1]), size, CARD_CROP_PCT, oracle_name)
     want = norm.normalized(want_u8, CARD_MEAN, CARD_STD).transpose(2, 0, 1)
     assert got.shape == (1, *want.shape), (got.shape, want.shape)
     if np.isnan(got).any():
@@ -295,7 +296,8 @@ def _production_problem(pre, bgr, size, oracle_name, case, oracles, norm, parity
     tolerance = norm.tolerance(CARD_STD)[:, None, None]  # 1 level on the normalized scale, per channel
     levels = err * (255.0 * np.asarray(CARD_STD))[:, None, None]
     max_level, mean_level = float(levels.max()), float(levels.mean())
-    parity.record(f"{mode_id((pre.config.interpolation, pre.config.antialias))}-card-f32", oracle_name, case, round(max_level, 3), mean_level)
+    mode = mode_id((pre.config.interpolation, pre.config.antialias))
+    parity.record(f"{mode}-card-f32", oracle_name, case, round(max_level, 3), mean_level)
     if (err > tolerance).any():
         where = np.argwhere((err > tolerance).any(axis=0))
         return (f"{case} vs {oracle_name} + card normalization: {len(where)} pixels off by more than 1 level "
@@ -309,7 +311,7 @@ def test_production_preprocessor_is_the_card_pipeline(production):
     # The configuration the comparisons below rely on: if this changes, they no longer test production.
     config = production(("bilinear", True), 224).config
     assert (config.input_format, config.layout, config.dtype) == ("BGR", "NCHW", "float32")
-    assert (config.interpolation, config.antialias, config.crop_pct) == ("bilinear", True, 0.875)
+    assert (config.interpolation, config.antialias, config.crop_pct) == ("bilinear", True, CARD_CROP_PCT)
     np.testing.assert_allclose(config.mean, CARD_MEAN, rtol=0, atol=1e-12)
     np.testing.assert_allclose(config.std, CARD_STD, rtol=0, atol=1e-12)
 
