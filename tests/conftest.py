@@ -266,6 +266,16 @@ def pytest_addoption(parser):
                      help="also run the tests marked slow (soak, long fuzz runs); skipped by default")
 
 
+def pytest_ignore_collect(collection_path, config):
+    # --doctest-modules (pyproject.toml) is for the package's docstrings. The helper modules here
+    # (tiny_models.py, tiny_images.py, ...) are not collected: tiny_models needs onnx, which the
+    # test modules that import it check for first (pytest.importorskip).
+    if (collection_path.suffix == ".py" and collection_path.parent.resolve() == Path(__file__).resolve().parent
+            and not collection_path.name.startswith(("test_", "conftest"))):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     # `slow` tests run only when asked: with --run-slow, or when -m names the marker (-m slow).
     if config.getoption("--run-slow") or "slow" in (config.getoption("-m") or ""):

@@ -8,7 +8,8 @@ import pytest
 pytest.importorskip("onnx")
 
 from synthetic_scores import A, easy_hard_scores, random_scores  # noqa: E402
-from test_evaluate import color_model, make_folder  # noqa: E402
+from tiny_images import make_folder  # noqa: E402
+from tiny_models import color_model  # noqa: E402
 
 from fixres_edge.calibrate import Scores, calibration_scales, collect, reference_scale  # noqa: E402
 from fixres_edge.decode import load_image  # noqa: E402

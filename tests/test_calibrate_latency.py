@@ -115,7 +115,7 @@ def test_device_description_names_board_runtime_and_threads():
 # On a tiny model (real time; only the structure is checked)
 def test_measure_latency_on_a_tiny_model(tmp_path):
     pytest.importorskip("onnx")
-    from test_evaluate import color_model
+    from tiny_models import color_model
 
     from fixres_edge.runtime import Classifier
 

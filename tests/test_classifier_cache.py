@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from test_model_card import classes_model  # noqa: E402
+from tiny_models import classes_model  # noqa: E402
 
 from fixres_edge import runtime  # noqa: E402
 from fixres_edge.runtime import PREPROCESSOR_CACHE_SIZE, Classifier  # noqa: E402

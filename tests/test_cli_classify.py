@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("fixres_edge.decode")
 
-from test_model_card import classes_model, jpeg_bytes, probe_model, two_input_model  # noqa: E402
+from tiny_images import jpeg_bytes  # noqa: E402
+from tiny_models import classes_model, probe_model, two_input_model  # noqa: E402
 
 from fixres_edge.cli import main  # noqa: E402
 from fixres_edge.commands.classify import expand_paths  # noqa: E402

@@ -12,7 +12,8 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from test_model_card import classes_model, jpeg_bytes  # noqa: E402
+from tiny_images import jpeg_bytes  # noqa: E402
+from tiny_models import classes_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

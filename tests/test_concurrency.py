@@ -109,7 +109,7 @@ def test_shared_batch_matches_serial():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     pytest.importorskip("onnx")
-    from test_model_card import classes_model
+    from tiny_models import classes_model
 
     return classes_model(tmp_path_factory.mktemp("conc") / "tiny.onnx", card={
         "name": "tiny", "train_size": 32, "crop_pct": 0.875, "size_stride": 8, "scales": [24, 32, 40]})
@@ -117,7 +117,7 @@ def tiny(tmp_path_factory):
 
 def photos(count: int = 16, seed: int = 4) -> list:
     """Arrays of assorted sizes plus encoded JPEGs (the decode path runs in threads too)."""
-    from test_model_card import jpeg_bytes
+    from tiny_images import jpeg_bytes
 
     rng = np.random.default_rng(seed)
     items = []

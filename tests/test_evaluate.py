@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnx")
 cv2 = pytest.importorskip("cv2")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from cli_runner import run_cli  # noqa: E402
+from tiny_images import color_image, make_folder, write_table  # noqa: E402
+from tiny_models import color_model  # noqa: E402
 
 from fixres_edge import cli  # noqa: E402
 from fixres_edge.evaluate import (  # noqa: E402
@@ -23,117 +25,10 @@ from fixres_edge.evaluate import (  # noqa: E402
 )
 from fixres_edge.policy import Scale, ScalePolicy  # noqa: E402
 
-COLORS = ("red", "green", "blue")
-# BGR pixel values of each class color (OpenCV order).
-BGR = {"red": (30, 40, 220), "green": (40, 210, 30), "blue": (220, 40, 30)}
-TINY_CARD = {"name": "tiny", "labels": list(COLORS), "train_size": 16, "crop_pct": 0.875, "mean": [0, 0, 0],
-             "std": [1, 1, 1], "size_stride": 8, "scales": [8, 16, 24], "interpolation": "bilinear",
-             "antialias": True, "num_classes": 3}
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers shared with test_calibrate.py
-def color_model(path: Path, size: int | None = None, card: dict | None = TINY_CARD, gain: float = 8.0,
-                center_weight: bool = False) -> Path:
-    """A 3-class classifier: logits = gain * mean RGB (in [0, 1]); the brightest channel wins.
-
-    With ``center_weight`` (static size only) the central half of the image counts 4x, so zooming
-    (crop_pct) changes the answer for images whose center and border differ.
-    """
-    dims = [1, 3, size, size] if size else ["N", 3, "H", "W"]
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [dims[0], 3])
-    weights = [numpy_helper.from_array(np.eye(3, dtype=np.float32) * gain, "W")]
-    nodes = []
-    source = "image"
-    if center_weight:
-        if size is None:
-            raise ValueError("center_weight needs a static size")
-        mask = np.ones((1, 1, size, size), np.float32)
-        q = size // 4
-        mask[..., q:size - q, q:size - q] = 4.0
-        mask *= mask.size / mask.sum()
-        weights.append(numpy_helper.from_array(mask, "M"))
-        nodes.append(helper.make_node("Mul", ["image", "M"], ["weighted"]))
-        source = "weighted"
-    nodes += [helper.make_node("ReduceMean", [source], ["means"], axes=[2, 3], keepdims=0),
-              helper.make_node("MatMul", ["means", "W"], ["logits"])]
-    model = helper.make_model(helper.make_graph(nodes, "color", [x], [y], weights),
-                              opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    if card is not None:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = "fixres_edge.card", json.dumps(card)
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.write_bytes(model.SerializeToString())
-    return path
-
-
-def color_image(color: str, h: int = 30, w: int = 40, seed: int = 0, mix: float = 0.0,
-                other: str | None = None, border: str | None = None) -> np.ndarray:
-    """A BGR uint8 image of ``color`` with mild noise; ``mix`` blends toward ``other``;
-    ``border`` paints the outer quarter another color (the center keeps ``color``)."""
-    rng = np.random.default_rng(seed)
-    base = np.array(BGR[color], np.float64)
-    if other is not None:
-        base = (1 - mix) * base + mix * np.array(BGR[other], np.float64)
-    image = np.empty((h, w, 3), np.float64)
-    image[:] = base
-    if border is not None:
-        qh, qw = h // 4, w // 4
-        ring = np.ones((h, w), bool)
-        ring[qh:h - qh, qw:w - qw] = False
-        image[ring] = BGR[border]
-    image += rng.normal(0, 6, image.shape)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def wnid(i: int) -> str:
-    return f"n{i:08d}"
-
-
-def write_table(path: Path, count: int = 3, header: bool = True) -> Path:
-    lines = (["index\twnid\tname"] if header else []) + [
-        (f"{i}\t{wnid(i)}\t{COLORS[i]}" if header else f"{wnid(i)} {COLORS[i]}") for i in range(count)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def make_folder(root: Path, per_class: int = 3, layout: str = "flat", table: bool = True,
-                wrong: int = 0, seed: int = 0) -> Path:
-    """A labeled folder of color images; ``wrong`` images carry a deliberately wrong label.
-
-    layout "flat": ``<wnid>_<color>_<k>.png`` files (name hints do not match labels: numbered);
-    "imagefolder": ``<wnid>/<k>.png``.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    k = 0
-    for c, color in enumerate(COLORS):
-        for j in range(per_class):
-            label = (c + 1) % 3 if k < wrong else c
-            image = color_image(color, seed=seed + k, mix=0.2 * (j % 3), other=COLORS[(c + 1) % 3])
-            if layout == "flat":
-                target = root / f"{wnid(label)}_{k:03d}.png"
-            else:
-                target = root / wnid(label) / f"img_{k:03d}.png"
-                target.parent.mkdir(exist_ok=True)
-            cv2.imwrite(str(target), image)
-            k += 1
-    if table:
-        write_table(root / "classes.tsv")
-    return root
-
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     return color_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
-def run_cli(argv, capsys) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ---------------------------------------------------------------------------------------------

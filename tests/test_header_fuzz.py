@@ -179,6 +179,7 @@ def _ifd_chain(draw, data):
         return data
     count = struct.unpack_from(e + "H", data, at)[0]
     if choice == "count":
+        # One entry more than there is (capped: a count of 0xFFFF cannot grow in its 16 bits).
         struct.pack_into(e + "H", data, at, draw(st.sampled_from([0, 1, min(count + 1, 0xFFFF), 0x7FFF, 0xFFFF])))
     elif choice == "next":
         next_at = at + 2 + 12 * count

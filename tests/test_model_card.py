@@ -1,25 +1,21 @@
 """Model card, bundled model lookup, labels, and the reading of ONNX model inputs (bad models included).
 
-The tiny ONNX builders at the top are also used by test_runtime.py and test_cli_classify.py.
+The tiny ONNX models come from tiny_models.py.
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+pytest.importorskip("onnx")
+from onnx import TensorProto  # noqa: E402
+from tiny_models import classes_model, rank3_model, two_input_model, typed_model  # noqa: E402
 
 from fixres_edge.model import (  # noqa: E402
     CARD_KEY, ModelCard, ModelInput, bundled_model_path, check_size, load_labels, load_model,
     resolve_model_path, valid_sizes,
 )
-
-ELEMENT = {"float32": TensorProto.FLOAT, "uint8": TensorProto.UINT8, "float16": TensorProto.FLOAT16,
-           "int32": TensorProto.INT32}
 
 LITE0_CARD = {
     "name": "efficientnet_lite0", "source": "test", "license": "Apache-2.0", "train_size": 224,
@@ -27,93 +23,6 @@ LITE0_CARD = {
     "std": [128 / 255] * 3, "layout": "NCHW", "channel_order": "RGB", "size_stride": 32,
     "scales": [192, 224, 256, 288], "num_classes": 1000, "labels_file": "imagenet_labels.txt",
 }
-
-
-# ------------------------------------------------------------------------------------------------
-# Tiny ONNX models
-def input_shape(layout: str, size, batch="N"):
-    h = w = size
-    if size is None:
-        h, w = "H", "W"
-    return [batch, 3, h, w] if layout == "NCHW" else [batch, h, w, 3]
-
-
-def save_model(graph, path: Path, card: dict | None = None, metadata: dict | None = None) -> Path:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # loadable by every onnxruntime the project supports
-    props = dict(metadata or {})
-    if card is not None:
-        props[CARD_KEY] = json.dumps(card)
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.write_bytes(model.SerializeToString())
-    return path
-
-
-def probe_model(path: Path, layout: str = "NCHW", dtype: str = "float32", size=None, card: dict | None = None,
-                batch="N") -> Path:
-    """A model whose output is its input, flattened in its own layout (as float32).
-
-    ``Classifier.logits`` then shows exactly what was fed: layout, channel order, normalization.
-    """
-    x = helper.make_tensor_value_info("image", ELEMENT[dtype], input_shape(layout, size, batch))
-    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, "K"])
-    nodes = [helper.make_node("Cast", ["image"], ["as_float"], to=TensorProto.FLOAT),
-             helper.make_node("Flatten", ["as_float"], ["scores"], axis=1)]
-    return save_model(helper.make_graph(nodes, "probe", [x], [y]), path, card)
-
-
-def classes_model(path: Path, layout: str = "NCHW", dtype: str = "float32", size=None, num_classes: int = 10,
-                  card: dict | None = None, seed: int = 0) -> Path:
-    """A small classifier: channel means -> MatMul -> ``num_classes`` logits (deterministic weights)."""
-    rng = np.random.default_rng(seed)
-    weights = rng.standard_normal((3, num_classes)).astype(np.float32) * (4.0 if dtype == "float32" else 0.03)
-    axes = [2, 3] if layout == "NCHW" else [1, 2]
-    x = helper.make_tensor_value_info("image", ELEMENT[dtype], input_shape(layout, size))
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", num_classes])
-    nodes = [helper.make_node("Cast", ["image"], ["as_float"], to=TensorProto.FLOAT),
-             helper.make_node("ReduceMean", ["as_float"], ["means"], axes=axes, keepdims=0),
-             helper.make_node("MatMul", ["means", "W"], ["logits"])]
-    graph = helper.make_graph(nodes, "classes", [x], [y], [numpy_helper.from_array(weights, "W")])
-    return save_model(graph, path, card)
-
-
-def two_input_model(path: Path) -> Path:
-    a = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, 8])
-    b = helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", 3, 8, 8])
-    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, 8, 8])
-    graph = helper.make_graph([helper.make_node("Add", ["image", "mask"], ["out"])], "two", [a, b], [y])
-    return save_model(graph, path)
-
-
-def rank3_model(path: Path) -> Path:
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 64])
-    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 192])
-    graph = helper.make_graph([helper.make_node("Flatten", ["image"], ["out"], axis=1)], "r3", [x], [y])
-    return save_model(graph, path)
-
-
-def typed_model(path: Path, shape, element: int) -> Path:
-    x = helper.make_tensor_value_info("image", element, shape)
-    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", "K"])
-    nodes = [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
-             helper.make_node("Flatten", ["f"], ["out"], axis=1)]
-    return save_model(helper.make_graph(nodes, "typed", [x], [y]), path)
-
-
-def jpeg_bytes(h: int, w: int, seed: int = 0) -> bytes:
-    """A smooth random color image encoded as JPEG (for decode-path tests)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (3, 4, 3)).astype(np.uint8)
-    image = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    assert ok
-    return data.tobytes()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -4,7 +4,11 @@ Every comparison runs the reference the obvious way: resize the whole image with
 slice torchvision's center crop. Tolerances are in uint8 levels (see ``MODE_SPECS`` in conftest):
 antialiased bilinear/bicubic vs Pillow <= 1 level and mean <= 0.35, non-antialiased vs OpenCV
 <= 1 level, nearest exact, area vs OpenCV ``INTER_AREA`` <= 1 level.
-Run with ``--parity`` to print the measured table.
+
+The production path (what the Classifier feeds the bundled model: BGR uint8 -> float32 NCHW with
+the card's TF-style mean/std) is compared with Pillow normalized in float64: <= 1 level on the
+normalized scale, on synthetic images, at every card scale and on real photos when ../shared is
+there. Run with ``--parity`` to print the measured table.
 """
 from __future__ import annotations
 
@@ -232,3 +236,142 @@ def test_input_format_tiny(fmt, make_pre, images):
     got = make_pre(size=8, input_format=fmt, interpolation="bicubic")(image)
     want = make_pre(size=8, input_format="RGB", interpolation="bicubic")(_to_rgb(image, fmt))
     np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------------------------------------ production path
+# What ``Classifier.predict`` feeds the bundled model: BGR uint8 in, float32 NCHW out, normalized
+# with the card's TF-style mean/std, written into the classifier's reused buffer. The reference is
+# Pillow (resize the whole RGB image, torchvision's center crop) normalized in float64 with the
+# constants below, written here rather than read from the card, so a wrong card, a wrong resolver
+# or a channel swap anywhere on the way fails. Tolerance: 1 uint8 level on the normalized scale
+# (1 / (255 * std)), and a mean error of at most PRODUCTION_MEAN_LEVELS levels.
+CARD_MEAN = (127 / 255,) * 3
+CARD_STD = (128 / 255,) * 3
+CARD_CROP_PCT = 0.875
+PRODUCTION_MEAN_LEVELS = 0.35
+CARD_SCALES = [192, 224, 256, 288]
+# The card's mode (antialiased bilinear) and the ones a card or an argument may choose instead.
+# Antialiased bilinear may be 1 level off: Pillow rounds its first pass to uint8 (up to 0.5) and
+# then its output (0.5); the kernels round neither. The bicubic kernel follows Pillow's passes.
+PRODUCTION_MODES = {("bilinear", True): "pil-bilinear", ("bicubic", True): "pil-bicubic",
+                    ("bilinear", False): "cv2-linear", ("bicubic", False): "cv2-cubic"}
+# Known kernel bug (found by these tests): BGR -> float32 NCHW non-antialiased bicubic is not
+# clamped to [0, 255] before normalization, so where bicubic overshoots (noise, edges, photos) the
+# output is tens of levels off (uint8 output and the other input formats clamp). The mode is left
+# out below until test_production_bicubic_noaa_is_clamped passes (strict xfail): then put it back.
+KNOWN_BROKEN = {("bicubic", False)}
+_BICUBIC_NOAA_UNCLAMPED = "known kernel bug: BGR -> float32 NCHW non-antialiased bicubic is not clamped to [0, 255]"
+PRODUCTION_PARAMS = [pytest.param(mode, id=mode_id(mode)) for mode in PRODUCTION_MODES if mode not in KNOWN_BROKEN]
+
+
+@pytest.fixture(scope="module")
+def production(bundled_model):
+    """``production(mode, size)``: the Preprocessor the bundled Classifier runs at ``size``, with
+    ``mode`` = (interpolation, antialias) replacing the card's when it differs."""
+    from fixres_edge import Classifier
+
+    clf = Classifier(bundled_model, threads=1)
+
+    def make(mode, size: int):
+        pre = clf.preprocessor(size)
+        interpolation, antialias = mode
+        if (interpolation, antialias) != (clf.settings.interpolation, clf.settings.antialias):
+            pre = pre.replace(interpolation=interpolation, antialias=antialias)
+        return pre
+
+    return make
+
+
+def _production_problem(pre, bgr, size, oracle_name, case, oracles, norm, parity) -> str:
+    """Run ``pre`` on a BGR image the way the Classifier does; the problem vs the oracle, or ''."""
+    out = np.full(pre.out_shape(1), np.nan, np.float32)  # NaN left anywhere = a pixel never written
+    got = pre(bgr, out=out)
+    assert got is out and got.dtype == np.float32
+    want_u8 = oracles.crop(np.ascontiguousarray(bgr[..., ::-1]), size, CARD_CROP_PCT, oracle_name)
+    want = norm.normalized(want_u8, CARD_MEAN, CARD_STD).transpose(2, 0, 1)
+    assert got.shape == (1, *want.shape), (got.shape, want.shape)
+    if np.isnan(got).any():
+        return f"{case}: {int(np.isnan(got[0]).any(axis=0).sum())} output pixels never written"
+    err = np.abs(got[0].astype(np.float64) - want)
+    tolerance = norm.tolerance(CARD_STD)[:, None, None]  # 1 level on the normalized scale, per channel
+    levels = err * (255.0 * np.asarray(CARD_STD))[:, None, None]
+    max_level, mean_level = float(levels.max()), float(levels.mean())
+    mode = mode_id((pre.config.interpolation, pre.config.antialias))
+    parity.record(f"{mode}-card-f32", oracle_name, case, round(max_level, 3), mean_level)
+    if (err > tolerance).any():
+        where = np.argwhere((err > tolerance).any(axis=0))
+        return (f"{case} vs {oracle_name} + card normalization: {len(where)} pixels off by more than 1 level "
+                f"(max {max_level:.3f} levels), first (y, x) {where[:3].tolist()}")
+    if not mean_level <= PRODUCTION_MEAN_LEVELS:
+        return f"{case} vs {oracle_name}: mean error {mean_level:.4f} levels > {PRODUCTION_MEAN_LEVELS}"
+    return ""
+
+
+def test_production_preprocessor_is_the_card_pipeline(production):
+    # The configuration the comparisons below rely on: if this changes, they no longer test production.
+    config = production(("bilinear", True), 224).config
+    assert (config.input_format, config.layout, config.dtype) == ("BGR", "NCHW", "float32")
+    assert (config.interpolation, config.antialias, config.crop_pct) == ("bilinear", True, CARD_CROP_PCT)
+    np.testing.assert_allclose(config.mean, CARD_MEAN, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(config.std, CARD_STD, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", PRODUCTION_PARAMS)
+@pytest.mark.parametrize("case", SYNTH_CASES + [BIG_CASE])
+def test_production_synthetic_matches_oracle(case, mode, production, images, oracles, norm, parity):
+    bgr = np.ascontiguousarray(images.case(case)[..., ::-1])
+    problem = _production_problem(production(mode, 224), bgr, 224, PRODUCTION_MODES[mode], f"{case}@224",
+                                  oracles, norm, parity)
+    assert not problem, problem
+
+
+@pytest.mark.parametrize("mode", PRODUCTION_PARAMS)
+@pytest.mark.parametrize("size", CARD_SCALES)
+def test_production_card_scales_match_oracle(size, mode, production, images, oracles, norm, parity):
+    problems = []
+    for case in ["mixed-375x500", "noise-333x517", "stripes-480x640"]:
+        bgr = np.ascontiguousarray(images.case(case)[..., ::-1])
+        problems.append(_production_problem(production(mode, size), bgr, size, PRODUCTION_MODES[mode],
+                                            f"{case}@{size}", oracles, norm, parity))
+    _check_all(problems)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("mode", PRODUCTION_PARAMS)
+@pytest.mark.parametrize("size", CARD_SCALES)
+def test_production_photos_match_oracle(size, mode, shared_photos, production, oracles, norm, parity):
+    # Real photos (decoded once by OpenCV; both sides see the same pixels, so decoders do not differ).
+    _check_all([_production_problem(production(mode, size), bgr, size, PRODUCTION_MODES[mode],
+                                    f"photo:{name}@{size}", oracles, norm, parity)
+                for name, bgr in shared_photos])
+
+
+@pytest.mark.xfail(strict=True, reason=_BICUBIC_NOAA_UNCLAMPED)
+def test_production_bicubic_noaa_is_clamped(production, images, oracles, norm, parity):
+    problems = []
+    for case in ["noise-375x500", "mixed-375x500", "noise-20x15"]:
+        bgr = np.ascontiguousarray(images.case(case)[..., ::-1])
+        problems.append(_production_problem(production(("bicubic", False), 224), bgr, 224, "cv2-cubic",
+                                            f"{case}@224", oracles, norm, parity))
+    _check_all(problems)
+
+
+# Each is a plausible production bug; the comparison above must report every one of them.
+WRONG_PIPELINES = {
+    "red and blue swapped": dict(input_format="RGB"),
+    "ImageNet mean/std": dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    "mean off by 1 level": dict(mean=(128 / 255,) * 3),
+    "crop_pct 0.9": dict(crop_pct=0.9),
+    "no antialias": dict(antialias=False),
+    "bicubic instead of bilinear": dict(interpolation="bicubic"),
+}
+
+
+@pytest.mark.parametrize("wrong", list(WRONG_PIPELINES))
+def test_production_comparison_can_fail(wrong, production, images, oracles, norm, parity):
+    bgr = np.ascontiguousarray(images.case("mixed-375x500")[..., ::-1])
+    pre = production(("bilinear", True), 224)
+    assert not _production_problem(pre, bgr, 224, "pil-bilinear", "control", oracles, norm, parity)
+    broken = pre.replace(**WRONG_PIPELINES[wrong])
+    assert _production_problem(broken, bgr, 224, "pil-bilinear", wrong, oracles, norm, parity), \
+        f"the production oracle did not notice: {wrong}"

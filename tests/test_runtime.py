@@ -8,7 +8,8 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from test_model_card import classes_model, jpeg_bytes, probe_model, save_model  # noqa: E402
+from tiny_images import jpeg_bytes  # noqa: E402
+from tiny_models import classes_model, probe_model, save_model  # noqa: E402
 
 from fixres_edge.model import ModelCard, ModelInput  # noqa: E402
 from fixres_edge.policy import Scale, ScalePolicy  # noqa: E402

@@ -118,7 +118,8 @@ def test_preprocess_soak_rss_flat():
 @pytest.mark.slow
 def test_classification_soak_rss_flat(tmp_path):
     pytest.importorskip("onnx")
-    from test_model_card import classes_model, jpeg_bytes
+    from tiny_images import jpeg_bytes
+    from tiny_models import classes_model
 
     from fixres_edge.policy import ScalePolicy
     from fixres_edge.runtime import Classifier
@@ -148,7 +149,7 @@ def test_classification_soak_rss_flat(tmp_path):
 def test_bundled_model_soak_rss_flat(bundled_model):
     from fixres_edge.runtime import Classifier
 
-    from test_model_card import jpeg_bytes
+    from tiny_images import jpeg_bytes
 
     clf = Classifier(size=160, threads=1)
     rng = np.random.default_rng(13)
@@ -212,7 +213,7 @@ def test_table_cache_is_bounded():
 
 def test_classifier_buffers_do_not_grow_per_call(tmp_path):
     pytest.importorskip("onnx")
-    from test_model_card import classes_model
+    from tiny_models import classes_model
 
     from fixres_edge.runtime import Classifier
 

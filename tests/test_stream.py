@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("onnx")
 cv2 = pytest.importorskip("cv2")
 
-from test_model_card import classes_model  # noqa: E402
+from tiny_models import classes_model  # noqa: E402
 
 from fixres_edge.cli import main  # noqa: E402
 from fixres_edge.commands._stream_output import exit_code, print_stream  # noqa: E402

@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from test_model_card import classes_model, jpeg_bytes, probe_model, typed_model  # noqa: E402
+from tiny_images import jpeg_bytes  # noqa: E402
+from tiny_models import classes_model, probe_model, typed_model  # noqa: E402
 
 from fixres_edge.decode import image_size, load_image, reduction_factor  # noqa: E402
 from fixres_edge.model import ModelCard, ModelInput  # noqa: E402

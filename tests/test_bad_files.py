@@ -20,7 +20,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("onnx")
 
-from test_model_card import classes_model  # noqa: E402
+from tiny_models import classes_model  # noqa: E402
 
 import fixres_edge.decode as decode  # noqa: E402
 from fixres_edge.cli import main  # noqa: E402
@@ -110,7 +110,7 @@ def odd_files() -> dict[str, tuple[bytes, np.ndarray | None, int]]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    return classes_model(tmp_path_factory.mktemp("hard") / "tiny.onnx", card={
+    return classes_model(tmp_path_factory.mktemp("bad_files") / "tiny.onnx", card={
         "name": "tiny", "train_size": 32, "crop_pct": 0.875, "size_stride": 8, "labels": LABELS})
 
 
