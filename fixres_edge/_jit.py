@@ -112,8 +112,9 @@ _configure_lock = threading.Lock()
 def configure_numba():
     """Import numba with the kernel cache directory set up; returns the ``numba`` module.
 
-    Called on the first JIT compilation, never at ``import fixres_edge``. Numba has one cache
-    directory per process: when the application did not choose one, this sets it.
+    Called when the kernel modules are first imported (only on the JIT path: a process that
+    loads the ahead-of-time module never calls it), never at ``import fixres_edge``. Numba has one
+    cache directory per process: when the application did not choose one, this sets it.
     """
     global _configured
     with _configure_lock:

@@ -255,13 +255,7 @@ CARD_SCALES = [192, 224, 256, 288]
 # then its output (0.5); the kernels round neither. The bicubic kernel follows Pillow's passes.
 PRODUCTION_MODES = {("bilinear", True): "pil-bilinear", ("bicubic", True): "pil-bicubic",
                     ("bilinear", False): "cv2-linear", ("bicubic", False): "cv2-cubic"}
-# Known kernel bug (found by these tests): BGR -> float32 NCHW non-antialiased bicubic is not
-# clamped to [0, 255] before normalization, so where bicubic overshoots (noise, edges, photos) the
-# output is tens of levels off (uint8 output and the other input formats clamp). The mode is left
-# out below until test_production_bicubic_noaa_is_clamped passes (strict xfail): then put it back.
-KNOWN_BROKEN = {("bicubic", False)}
-_BICUBIC_NOAA_UNCLAMPED = "known kernel bug: BGR -> float32 NCHW non-antialiased bicubic is not clamped to [0, 255]"
-PRODUCTION_PARAMS = [pytest.param(mode, id=mode_id(mode)) for mode in PRODUCTION_MODES if mode not in KNOWN_BROKEN]
+PRODUCTION_PARAMS = [pytest.param(mode, id=mode_id(mode)) for mode in PRODUCTION_MODES]
 
 
 @pytest.fixture(scope="module")
@@ -346,7 +340,6 @@ def test_production_photos_match_oracle(size, mode, shared_photos, production, o
                 for name, bgr in shared_photos])
 
 
-@pytest.mark.xfail(strict=True, reason=_BICUBIC_NOAA_UNCLAMPED)
 def test_production_bicubic_noaa_is_clamped(production, images, oracles, norm, parity):
     problems = []
     for case in ["noise-375x500", "mixed-375x500", "noise-20x15"]:

@@ -68,6 +68,10 @@ def _interleaved(address):
         # below, which measured no gain from pairing alone.
         y = _bgr_row_pairs(row, scratch[span:], flat, base, row_stride, x_lo, span, y_start,
                            y_weights, x_start, x_weights, s0, s1, s2, b0, b1, b2, planar, out_h)
+        if r.clamp:
+            # Filters with negative lobes (bicubic without antialiasing) overshoot [0, 255].
+            for i in range(y):
+                _clamp_rows(planar[0, i], planar[1, i], planar[2, i], s0, s1, s2, b0, b1, b2)
     for y in range(y, out_h):
         first_row = base + y_start[y] * row_stride
         # ---- vertical pass: row[0:span] = sum_k w_k * source_row(y_start + k)[x_lo:x_hi]
