@@ -13,7 +13,9 @@ import pytest
 onnx = pytest.importorskip("onnx")
 cv2 = pytest.importorskip("cv2")
 
-from test_evaluate import TINY_CARD, color_model, make_folder, run_cli  # noqa: E402
+from cli_runner import run_cli  # noqa: E402
+from tiny_images import make_folder  # noqa: E402
+from tiny_models import COLOR_CARD as TINY_CARD, color_model  # noqa: E402
 
 from fixres_edge.evaluate import LabeledFolder  # noqa: E402
 from fixres_edge.model import CARD_KEY  # noqa: E402

@@ -11,7 +11,9 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from test_evaluate import color_image, color_model, make_folder, run_cli  # noqa: E402
+from cli_runner import run_cli  # noqa: E402
+from tiny_images import color_image, make_folder  # noqa: E402
+from tiny_models import color_model  # noqa: E402
 
 from fixres_edge.calibrate import Scores, calibrate, calibration_scales, measure_latency, variant_scales  # noqa: E402
 from fixres_edge.evaluate import LabeledFolder  # noqa: E402
