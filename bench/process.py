@@ -33,7 +33,7 @@ RESULTS = REPO / "bench" / "results"
 README = REPO / "bench" / "README.md"
 
 TARGETS = {  # issue 12's targets for the deployed process (warm caches)
-    "wall_ratio": 1.15, "rss_ratio": 1.10, "first_frame_s": 0.10, "empty_cache_over_warm": 2.0,
+    "wall_ratio": 1.15, "rss_ratio": 1.10, "first_frame_s": 0.10,
 }
 
 
@@ -121,17 +121,15 @@ def main(argv=None) -> int:
     if args.empty_cache:
         report["empty_cache"] = footprint.first_run_after_install(photo, threads=args.threads)
     ratio = report["deployed"]["ratio_fixres_to_baseline"]
-    warm_wall = report["deployed"]["processes"]["fixres_edge"]["wall_s"]["median"]
     targets = [
         target("classify / baseline, process wall (median)", ratio["wall_s"], TARGETS["wall_ratio"], "x"),
         target("classify / baseline, process peak RSS (median)", ratio["peak_rss_mb"], TARGETS["rss_ratio"], "x"),
         target("import + first preprocessed frame, warm (inside the process)",
                report["first_frame"]["import_and_first_frame_s"], TARGETS["first_frame_s"], "s"),
     ]
-    if "empty_cache" in report:
-        targets.append(target("first classify after install / warm classify, wall",
-                              report["empty_cache"]["classify"]["wall_s"] / warm_wall,
-                              TARGETS["empty_cache_over_warm"], "x"))
+    # The first run after install is reported, not held to a limit: issue 12 sets one (2x the warm
+    # wall) only for an ahead-of-time module built at install, and `pip install` builds none (the
+    # module belongs to the device's user cache: `fixres-edge warmup` builds it).
     finish_script_report(report, targets, started, "process", markdown, out=args.out, save=not args.no_save,
                          update_readme=args.update_readme, results_dir=RESULTS, readme=README, repo=REPO)
     return 0

@@ -538,7 +538,7 @@ def card_with_config(card: ModelCard, config: ModelConfig | None) -> tuple[Model
     (ModelCard, dict)
         The merged card and, per stated field, where it came from: ``"card"`` or ``"config"``.
     """
-    origin = {k: "card" for k in card.to_dict() if k not in card.extra}
+    origin = card.origin()
     if config is None:
         return card, origin
     filled = {}

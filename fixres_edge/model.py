@@ -216,6 +216,10 @@ class ModelCard:
         """True when the model had no card (nothing stated)."""
         return not self.to_dict()
 
+    def origin(self) -> dict[str, str]:
+        """``{field: "card"}`` for every field this card states (``Settings.origin``'s first entries)."""
+        return {k: "card" for k in self.to_dict() if k not in self.extra}
+
 
 # ---------------------------------------------------------------------- files
 def bundled_model_path(name: str | None = BUNDLED_MODEL, int8: bool = False) -> Path:

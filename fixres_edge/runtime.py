@@ -237,17 +237,29 @@ def describe_model(card: ModelCard, model_path: Path | None, num_classes: int | 
     ConfigError
         A bad config file, labels file or argument (one line).
     """
-    from fixres_edge.configs import ModelConfig, card_with_config, discover_config, load_config
+    # fixres_edge.configs is imported only when a config is given or looked for (a card-less model):
+    # a deployed process with a carded model does without it.
+    if config is None and card.is_empty and model_path is not None:
+        from fixres_edge.configs import discover_config
 
-    if config is None:
-        config = discover_config(model_path) if (card.is_empty and model_path is not None) else None
+        config = discover_config(model_path)
     elif config is False:
         config = None
     elif isinstance(config, (str, os.PathLike)):
+        from fixres_edge.configs import load_config
+
         config = load_config(config)
-    elif not isinstance(config, ModelConfig):
-        raise TypeError(f"config must be a path to a config file, False, or None; got {type(config).__name__}")
-    merged, origin = card_with_config(card, config)
+    elif config is not None:
+        from fixres_edge.configs import ModelConfig
+
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be a path to a config file, False, or None; got {type(config).__name__}")
+    if config is None:
+        merged, origin = card, card.origin()
+    else:
+        from fixres_edge.configs import card_with_config
+
+        merged, origin = card_with_config(card, config)
     given = {k: v for k, v in stated.items() if v is not None}
     unknown = set(given) - set(_STATED_FIELDS)
     if unknown:
