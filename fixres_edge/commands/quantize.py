@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from fixres_edge.commands._model_options import add_model_options, build_classifier, classifier_options
+
 NAME = "quantize"
 HELP = ("int8 copy of a float32 ONNX classifier (ONNX Runtime static quantisation, QDQ, per-channel), "
         "calibrated on labeled photos through the model's own preprocessing; compares top-1 and latency")
@@ -35,12 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference threads for the comparison and its latency (default 1)")
     parser.add_argument("--repeats", type=int, metavar="K", default=30,
                         help="interleaved timing rounds per model and size (default 30; 0: no latency)")
-    pre = parser.add_argument_group("preprocessing of a model without a card")
-    pre.add_argument("--crop-pct", type=float, metavar="P", default=None, help="crop fraction (e.g. 0.875)")
-    pre.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest", "area"), default=None)
-    pre.add_argument("--mean", type=float, nargs=3, metavar="M", default=None, help="RGB mean in [0, 1] units")
-    pre.add_argument("--std", type=float, nargs=3, metavar="S", default=None, help="RGB std in [0, 1] units")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_model_options(parser, size_as="train_size")
 
 
 def report_text(report) -> str:
@@ -75,16 +73,15 @@ def run(args: argparse.Namespace) -> int:
     from fixres_edge.errors import with_name
     from fixres_edge.evaluate import LabeledFolder, progress_bar
     from fixres_edge.quantize import quantize_model, require_onnx
-    from fixres_edge.runtime import Classifier
 
     for flag, value, low in (("--calib-every", args.calib_every, 2), ("--threads", args.threads, 1),
                              ("--limit", args.limit, 1), ("--repeats", args.repeats, 0)):
         if value is not None and value < low:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     require_onnx()  # before any work: the missing extra is the first thing to say
-    preprocessing = {k: v for k, v in (("crop_pct", args.crop_pct), ("interpolation", args.interpolation),
-                                       ("mean", args.mean), ("std", args.std)) if v is not None}
-    probe = Classifier(args.model, threads=args.threads, **preprocessing)  # a one-line error for a non-classifier
+    preprocessing = classifier_options(args)
+    # A one-line error for a non-classifier or a bad description, before any work.
+    probe = build_classifier(args, threads=args.threads)
     folder = LabeledFolder(args.directory, classes=args.classes, labels=probe.labels,
                            num_classes=len(probe.labels) or None, limit=args.limit)
     del probe
