@@ -223,6 +223,7 @@ class QuantizeReport:
     held_out: int
     scales: tuple[Scale, ...]
     sizes: tuple[SizeResult, ...]
+    calibration_scales: tuple[Scale, ...] = ()
     errors: tuple = ()
     excluded: tuple = ()
     written: bool = True
@@ -232,6 +233,7 @@ class QuantizeReport:
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "out": self.out, "method": self.method, "calibration": self.calibration,
                 "held_out": self.held_out, "scales": [str(s) for s in self.scales],
+                "calibration_scales": [str(s) for s in self.calibration_scales],
                 "sizes": [s.to_dict() for s in self.sizes], "errors": [list(e) for e in self.errors],
                 "excluded": list(self.excluded), "written": self.written, "device": self.device,
                 "seconds": self.seconds}
@@ -311,7 +313,10 @@ def quantize_model(model, out, images: Sequence, *, sizes: Sequence[int] | None 
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / (out.stem + ".onnx")
         t0 = time.perf_counter()
-        reader = CalibrationReader(fp32, [good[i].source for i in calib_index], scales, progress)
+        # ONNX Runtime's histogram methods (entropy, percentile) stack every calibration tensor, so
+        # they need one input size: the training size. MinMax only keeps extremes and sees them all.
+        calibrate_at = scales if method == "minmax" else (reference_scale(fp32),)
+        reader = CalibrationReader(fp32, [good[i].source for i in calib_index], calibrate_at, progress)
         quantize_static_qdq(source, candidate, reader, method=method, exclude=exclude)
         write_metadata(proto, candidate, int8_card(fp32.card, fp32.settings))
         _copy_labels(fp32, source, candidate)  # the card's labels file, which loading it needs
@@ -349,7 +354,8 @@ def quantize_model(model, out, images: Sequence, *, sizes: Sequence[int] | None 
             _copy_labels(fp32, source, out)
     seconds["total"] = time.perf_counter() - started
     return QuantizeReport(model=str(source), out=str(out), method=method, calibration=len(calib_index),
-                          held_out=scores.n, scales=tuple(scales), sizes=tuple(results), errors=tuple(errors),
+                          held_out=scores.n, scales=tuple(scales), sizes=tuple(results),
+                          calibration_scales=tuple(calibrate_at), errors=tuple(errors),
                           excluded=tuple(exclude), written=written, device=device_description(threads),
                           seconds=seconds)
 

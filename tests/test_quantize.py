@@ -139,6 +139,16 @@ def test_card_less_model_gets_the_preprocessing_it_was_calibrated_with(tmp_path,
     assert report.sizes[0].top1_int8 == pytest.approx(report.sizes[0].top1_fp32)
 
 
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_histogram_methods_calibrate_at_the_training_size(method, tiny, photos, tmp_path):
+    """ONNX Runtime's histogram calibrators stack every tensor: mixed sizes (the FixRes scale set,
+    8/16/24 here) made them fail; they calibrate at the training size and still compare every size."""
+    items = LabeledFolder(photos, num_classes=3).items
+    report = quantize_model(tiny, tmp_path / "h.onnx", items, calib_every=3, latency_repeats=0, method=method)
+    assert [s.size for s in report.calibration_scales] == [16]
+    assert [s.size for s in report.scales] == [8, 16, 24] and len(report.sizes) == 3
+
+
 def test_calibration_reader_feeds_what_predict_feeds(tiny, photos):
     clf = Classifier(tiny, threads=1)
     items = LabeledFolder(photos, num_classes=3).items[:2]

@@ -46,7 +46,7 @@ def report_text(report) -> str:
     latency and its ratio), and where the model went."""
     lines = [f"model    {report.model} -> {report.out}",
              f"photos   {report.calibration} calibrate ({report.method}, at "
-             f"{', '.join(map(str, report.scales))}), {report.held_out} held out"
+             f"{', '.join(map(str, report.calibration_scales or report.scales))}), {report.held_out} held out"
              + (f"; kept in float32: {', '.join(report.excluded)}" if report.excluded else ""),
              f"device   {report.device}", "",
              f"{'scale':<10} {'fp32 top-1':>10} {'int8 top-1':>10} {'diff':>6} {'changed':>8} "
