@@ -458,7 +458,7 @@ def evaluate(classifier, reader: Reader, *, progress: Callable[[], None] | None 
     from fixres_edge.prefetch import ahead
 
     def decode(item: LabeledImage):
-        if not decode_ahead or isinstance(item.source, np.ndarray):
+        if isinstance(item.source, np.ndarray):
             return item.source, 0.0
         start = time.perf_counter()
         image = classifier.decode(item.source)
@@ -466,7 +466,7 @@ def evaluate(classifier, reader: Reader, *, progress: Callable[[], None] | None 
 
     result = EvalResult()
     num_classes = len(classifier.labels) or None
-    for item, decoded in ahead(iter(reader.get_next, None), decode):
+    for item, decoded in ahead(iter(reader.get_next, None), decode, background=decode_ahead):
         name = item.name or str(item.source)
         try:
             if num_classes is not None and not 0 <= item.label < num_classes:

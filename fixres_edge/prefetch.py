@@ -15,18 +15,34 @@ Result = TypeVar("Result")
 _END = object()
 
 
-def ahead(items: Iterable[Item], work: Callable[[Item], Result]) -> Iterator[tuple[Item, "Future[Result]"]]:
+class _Later:
+    """``work(item)`` run by ``result()`` on the caller's thread: the sequential twin of a future."""
+
+    def __init__(self, work: Callable, item):
+        self._work = work
+        self._item = item
+
+    def result(self):
+        return self._work(self._item)
+
+
+def ahead(items: Iterable[Item], work: Callable[[Item], Result], background: bool = True
+          ) -> Iterator[tuple[Item, "Future[Result]"]]:
     """Yield ``(item, future)`` in order, where ``future`` holds ``work(item)``, started on a worker
     thread before the previous item was yielded.
 
     ``future.result()`` returns ``work(item)`` or raises what it raised, in the caller's thread, so
     per-item error handling stays where it was. The worker thread ends with the iteration.
+    ``background=False`` runs each ``work(item)`` in ``result()`` instead (the same loop, sequential).
 
     Examples
     --------
     >>> [(item, future.result()) for item, future in ahead([1, 2, 3], lambda x: x * 10)]
     [(1, 10), (2, 20), (3, 30)]
     """
+    if not background:
+        yield from ((item, _Later(work, item)) for item in items)
+        return
     iterator = iter(items)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fixres_edge-ahead") as pool:
         current = next(iterator, _END)
