@@ -215,10 +215,15 @@ def _object_code(cfuncs: dict) -> tuple[bytes, dict[str, str], str]:
         else:
             merged.link_in(module)
     merged.verify()
-    cpu = llvm.get_host_cpu_name()
+    # The CPU, features and optimization level Numba's JIT uses here (it honours NUMBA_CPU_NAME,
+    # NUMBA_CPU_FEATURES, NUMBA_ENABLE_AVX and NUMBA_OPT), so both paths make the same code.
+    from numba.core import codegen, config
+
+    cpu = config.CPU_NAME or llvm.get_host_cpu_name()
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
     target = llvm.Target.from_default_triple()
-    machine = target.create_target_machine(cpu=cpu, features=llvm.get_host_cpu_features().flatten(), opt=3,
-                                           reloc="pic", codemodel="default")
+    machine = target.create_target_machine(cpu=cpu, features=features, opt=int(config.OPT), reloc="pic",
+                                           codemodel="default")
     return machine.emit_object(merged), symbols, cpu
 
 
