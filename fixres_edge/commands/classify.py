@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from fixres_edge.commands._model_options import add_model_options, build_classifier
+from fixres_edge.constants import IMAGE_EXTENSIONS
+from fixres_edge.errors import with_name
 
 NAME = "classify"
 HELP = "classify image files, directories, or globs (default: a demo photo), or a camera or video stream"
-
-from fixres_edge.constants import IMAGE_EXTENSIONS  # noqa: E402
 DEMO_PHOTO = "grace_hopper.jpg"
 _GLOB_CHARS = set("*?[")
 
@@ -156,11 +156,6 @@ def _json_record(prediction) -> dict:
     return record
 
 
-def _error_text(path: str, message: str) -> str:
-    # Decoder messages usually name the file already.
-    return message if path in message else f"{path}: {message}"
-
-
 def _item_error(path: str, error: BaseException) -> str:
     """One line naming the file and the reason."""
     from fixres_edge.errors import one_line
@@ -168,7 +163,7 @@ def _item_error(path: str, error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         # "[Errno 13] Permission denied: 'x.jpg'" -> "x.jpg: permission denied"
         return f"{error.filename if error.filename is not None else path}: {error.strerror.lower()}"
-    return _error_text(path, one_line(error))
+    return with_name(path, one_line(error))
 
 
 def _check_stream_args(args: argparse.Namespace) -> bool:
@@ -264,7 +259,7 @@ def _classify_files(args: argparse.Namespace, classifier, items: list[tuple[str,
             if args.json:
                 print(json.dumps({"path": path, "error": problem}), file=out, flush=True)
             else:
-                print(f"fixres-edge classify: error: {_error_text(path, problem)}", file=sys.stderr, flush=True)
+                print(f"fixres-edge classify: error: {with_name(path, problem)}", file=sys.stderr, flush=True)
             continue
         if args.json:
             print(json.dumps(_json_record(prediction)), file=out, flush=True)

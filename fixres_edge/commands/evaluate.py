@@ -100,9 +100,10 @@ def run(args: argparse.Namespace) -> int:
             answered = ", ".join(f"{scale} {count} ({100 * count / n:.1f} %)"
                                  for scale, count in summary["answered"].items())
             print(f"answered {answered}")
+    from fixres_edge.errors import with_name
+
     for name, message in result.errors:
-        text = message if name in message else f"{name}: {message}"
-        print(f"fixres-edge eval: error: {text}", file=sys.stderr)
+        print(f"fixres-edge eval: error: {with_name(name, message)}", file=sys.stderr)
     if folder.skipped:
         print(f"fixres-edge eval: note: {len(folder.skipped)} image file(s) without a WordNet id were skipped "
               f"(e.g. {folder.skipped[0]})", file=sys.stderr)
