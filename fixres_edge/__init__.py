@@ -15,7 +15,7 @@ _PUBLIC = {
     "warmup": "fixres_edge.warm",  # module named apart from the function: `fixres_edge.warmup()` stays callable
     "load_image": "fixres_edge.decode",
     "Classifier": "fixres_edge.runtime",
-    "Prediction": "fixres_edge.runtime",
+    "Prediction": "fixres_edge.prediction",
     "ModelCard": "fixres_edge.model",
     "Scale": "fixres_edge.policy",
     "ScalePolicy": "fixres_edge.policy",

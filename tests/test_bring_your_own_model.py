@@ -15,7 +15,9 @@ from tiny_models import (  # noqa: E402
 
 from fixres_edge.model import ConfigError  # noqa: E402
 from fixres_edge.policy import Scale, ScalePolicy  # noqa: E402
-from fixres_edge.runtime import IMAGENET_MEAN, Classifier, PreprocessingWarning  # noqa: E402
+from fixres_edge.constants import IMAGENET_MEAN  # noqa: E402
+from fixres_edge.runtime import Classifier  # noqa: E402
+from fixres_edge.settings import PreprocessingWarning  # noqa: E402
 
 NAMES = [f"n{i}" for i in range(10)]
 

@@ -13,7 +13,7 @@ from fixres_edge.calibrate import (
     pareto_front, search_policies,
 )
 from fixres_edge.policy import Scale, ScalePolicy, mean_probs, run_policy
-from fixres_edge.runtime import top_k
+from fixres_edge.prediction import top_k
 
 
 # ---------------------------------------------------------------------------------------------

@@ -178,7 +178,7 @@ def test_bootstrap_and_paired_comparison():
 
 @pytest.mark.aarch64
 def test_label_ranks_follow_top_k_tie_order():
-    from fixres_edge.runtime import top_k
+    from fixres_edge.prediction import top_k
 
     rng = np.random.default_rng(0)
     probs = rng.integers(0, 4, (50, 7)).astype(np.float32)  # many ties

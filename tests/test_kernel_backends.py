@@ -182,7 +182,7 @@ def _outputs(float16: bool):
 
 
 def test_aot_output_equals_jit_exactly(aot_module, float16_supported):
-    from fixres_edge.runtime import probabilities_top_k
+    from fixres_edge.prediction import probabilities_top_k
 
     _, module = aot_module
     logits = np.random.default_rng(3).normal(size=1000).astype(np.float32)

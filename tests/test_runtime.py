@@ -14,10 +14,10 @@ from tiny_models import classes_model, probe_model, save_model  # noqa: E402
 from fixres_edge.model import ModelCard, ModelInput  # noqa: E402
 from fixres_edge.policy import Scale, ScalePolicy  # noqa: E402
 from fixres_edge.preprocess import Preprocessor  # noqa: E402
-from fixres_edge.runtime import (  # noqa: E402
-    IMAGENET_MEAN, IMAGENET_STD, Classifier, Prediction, PredictionError, PreprocessingWarning, resolve_settings,
-    softmax, top_k,
-)
+from fixres_edge.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from fixres_edge.prediction import Prediction, PredictionError, softmax, top_k  # noqa: E402
+from fixres_edge.runtime import Classifier  # noqa: E402
+from fixres_edge.settings import PreprocessingWarning, resolve_settings  # noqa: E402
 
 MEAN = (0.5, 0.4, 0.3)
 STD = (0.2, 0.25, 0.5)
@@ -99,7 +99,7 @@ def test_nchw_float_static_224_uses_defaults(models):
                                expected_nchw(square, IMAGENET_MEAN, IMAGENET_STD), atol=2e-6)
 
 
-@pytest.mark.filterwarnings("ignore::fixres_edge.runtime.PreprocessingWarning")  # card-less: warns, tested elsewhere
+@pytest.mark.filterwarnings("ignore::fixres_edge.settings.PreprocessingWarning")  # card-less: warns, tested elsewhere
 def test_static_model_refuses_other_sizes(models):
     with pytest.raises(ValueError, match="size 256 is not possible .* static size 224"):
         Classifier(models["probe_static224"], size=256)
@@ -304,7 +304,7 @@ def test_ensemble_averages_scales(models):
     assert p.scales == policy.scales
 
 
-@pytest.mark.filterwarnings("ignore::fixres_edge.runtime.PreprocessingWarning")  # card-less: warns, tested elsewhere
+@pytest.mark.filterwarnings("ignore::fixres_edge.settings.PreprocessingWarning")  # card-less: warns, tested elsewhere
 def test_static_zoom_policy(models):
     policy = ScalePolicy(scales=[(224, 1.0), (224, 0.875), (224, 0.75)], mode="ensemble")
     clf = Classifier(models["probe_static224"], threads=1, policy=policy)
@@ -355,7 +355,7 @@ def test_threads_share_a_classifier(models):
             np.testing.assert_array_equal(probs, serial[(i + worker) % 8])
 
 
-@pytest.mark.filterwarnings("ignore::fixres_edge.runtime.PreprocessingWarning")  # card-less: warns, tested elsewhere
+@pytest.mark.filterwarnings("ignore::fixres_edge.settings.PreprocessingWarning")  # card-less: warns, tested elsewhere
 def test_probability_output_is_not_softmaxed_twice(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 

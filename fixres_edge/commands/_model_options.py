@@ -127,7 +127,7 @@ def check_files(args: argparse.Namespace) -> None:
 
 def report_warnings(args: argparse.Namespace, caught) -> None:
     """Print the library's :class:`PreprocessingWarning` s as one line each on stderr; re-issue others."""
-    from fixres_edge.runtime import PreprocessingWarning
+    from fixres_edge.settings import PreprocessingWarning
 
     for w in caught:
         if issubclass(w.category, PreprocessingWarning):

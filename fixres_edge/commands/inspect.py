@@ -32,11 +32,11 @@ def describe(model, **options) -> dict:
     ``options`` are the Classifier's model description arguments (``config``, ``labels``,
     ``train_size``, ``crop_pct``, ``interpolation``, ``antialias``, ``mean``, ``std``); a bad config
     or labels file raises :class:`fixres_edge.model.ConfigError`. What would be assumed is warned
-    (:class:`fixres_edge.runtime.PreprocessingWarning`) and listed under ``assumed``.
+    (:class:`fixres_edge.settings.PreprocessingWarning`) and listed under ``assumed``.
     """
     from fixres_edge.model import ConfigError, describe_session, open_session, resolve_model_path, valid_sizes
     from fixres_edge.policy import default_scales
-    from fixres_edge.runtime import (
+    from fixres_edge.settings import (
         PreprocessingWarning, assumed_message, assumed_preprocessing, describe_model, resolve_settings,
     )
 
