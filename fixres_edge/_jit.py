@@ -24,8 +24,9 @@ Why each option (``JIT_OPTIONS``, plus what each entry adds next to its declarat
 * ``boundscheck=False`` and ``error_model="numpy"``: no exception paths in the inner loops, which
   lets LLVM vectorize them. Kernels only index with ranges the planner proved valid
   (``launch.pack`` checks the arrays against them).
-* ``fastmath`` limited to contraction (FMA), per entry: no reassociation, so results do not
-  depend on how LLVM schedules a loop.
+* ``fastmath`` limited to contraction (FMA), for entries and helpers alike (a helper compiled on
+  its own, such as ``_bgr_row_pairs``, would otherwise lose it): no reassociation, so results do
+  not depend on how LLVM schedules a loop.
 * Lazy: nothing compiles (or imports numba) at import; :func:`fixres_edge.warmup` compiles.
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ JIT_OPTIONS: dict[str, Any] = {
     "cache": True,
     "boundscheck": False,
     "error_model": "numpy",
+    "fastmath": {"contract"},
 }
 
 # Kernel name -> module under fixres_edge.kernels that declares it.

@@ -596,7 +596,8 @@ _horizontal_fixed = helper(_horizontal_fixed)
 _store = helper(_store)
 _views = helper(_views)
 
-# The entries, each with its launch record and compile options (fixres_edge._jit explains them).
-interleaved = entry(_interleaved, launch.InterleavedLaunch, fastmath={"contract"})
-pillow_order = entry(_pillow_order, launch.PillowOrderLaunch, fastmath={"contract"})
-yuv = entry(_yuv, launch.YuvLaunch, fastmath={"contract"})
+# The entries, each with its launch record; their compile options are fixres_edge._jit.JIT_OPTIONS
+# (boundscheck off, numpy error model, FMA contraction), and an entry states any it adds here.
+interleaved = entry(_interleaved, launch.InterleavedLaunch)
+pillow_order = entry(_pillow_order, launch.PillowOrderLaunch)
+yuv = entry(_yuv, launch.YuvLaunch)
