@@ -441,22 +441,10 @@ class Preprocessor:
                              f"not to input_format {fmt!r}")
         if type(image) is np.ndarray and self.config.crop == "center" and image.flags.c_contiguous:
             # The common case (a decoded frame, a contiguous array): everything but the pixels is a
-            # function of (format, shape, dtype, threads), so the validated launch is reused and a
-            # call costs a dict lookup instead of validation and planning.
-            key = (fmt, image.shape, image.dtype)
-            launches = self._launches()
-            flat = None
-            launch = launches.get(key)
-            if launch is not None:
-                launches.move_to_end(key)  # an LRU (an OrderedDict: no allocation on a hit)
-            else:
-                flat, launch = self._prepare(image, fmt, (0, 0))
-                if len(launches) >= PLAN_CACHE_SIZE:
-                    launches.popitem(last=False)
-                launches[key] = launch
-            if flat is None:
-                flat = image.reshape(-1)
-            launch.run(flat, out)
+            # function of (format, shape, dtype), so the validated launch is reused and a call costs
+            # a dict lookup instead of validation, planning and packing the launch record.
+            launch = self.cached_launch((fmt, image.shape, image.dtype), lambda: self._prepare(image, fmt, (0, 0))[1])
+            launch.run(image.reshape(-1), out)
             return
         shift = (0, 0)
         if self.config.crop == "smart":
@@ -465,6 +453,23 @@ class Preprocessor:
             shift = smart_shift(image, fmt, self.config)
         flat, launch = self._prepare(image, fmt, shift)
         launch.run(flat, out)
+
+    def cached_launch(self, key, prepare) -> "_Launch":
+        """This thread's launch for ``key``, from ``prepare()`` the first time (a bounded LRU).
+
+        ``key`` must determine everything the launch record holds but the source and output
+        addresses (geometry, strides, format); the launches hold this thread's scratch buffers.
+        """
+        launches = self._launches()
+        launch = launches.get(key)
+        if launch is not None:
+            launches.move_to_end(key)  # an LRU (an OrderedDict: no allocation on a hit)
+            return launch
+        launch = prepare()
+        if len(launches) >= PLAN_CACHE_SIZE:
+            launches.popitem(last=False)
+        launches[key] = launch
+        return launch
 
     def _launches(self) -> dict:
         """This thread's prepared launches (they hold this thread's scratch buffers)."""

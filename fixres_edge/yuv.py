@@ -11,6 +11,7 @@ Layouts (``H`` x ``W`` image, ``S`` = row stride in bytes, ``S >= W``):
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,10 +95,21 @@ def locate_planes(image, fmt: str, width: int | None = None) -> YuvPlanes:
 
 
 def run_yuv(pre, image, out: np.ndarray, fmt: str, width: int | None = None) -> None:
-    """Preprocess one YUV frame into ``out`` (one item of the batch) with ``pre``'s configuration."""
+    """Preprocess one YUV frame into ``out`` (one item of the batch) with ``pre``'s configuration.
+
+    Frames of one camera stream share their layout, so the launch is prepared once per layout
+    (``Preprocessor.cached_launch``) and a frame costs the validation and the kernel.
+    """
+    planes = locate_planes(image, fmt, width)
+    layout = tuple(getattr(planes, f.name) for f in dataclasses.fields(planes) if f.name != "flat")
+    launch = pre.cached_launch((fmt, layout), lambda: _prepare(pre, planes))
+    launch.run(planes.flat, out)
+
+
+def _prepare(pre, planes: YuvPlanes):
+    """The launch of the YUV kernel for ``planes``' layout (one thread's scratch)."""
     from fixres_edge.kernels import launch
 
-    planes = locate_planes(image, fmt, width)
     plan = pre.plan(planes.height, planes.width)
     g = plan.geometry
     # Rows are converted from an even column so that pixel pairs share their chroma sample.
@@ -116,4 +128,4 @@ def run_yuv(pre, image, out: np.ndarray, fmt: str, width: int | None = None) -> 
         # One ring slot of converted RGB rows per vertical tap.
         rgb_ring=pre.workspace("yuv_rgb_ring", taps_y * 3 * (convert_hi - convert_lo), np.uint8),
         ring_ids=pre.workspace("ring_ids", taps_y, np.int64))
-    pre.bind("yuv", record).run(planes.flat, out)
+    return pre.bind("yuv", record)
