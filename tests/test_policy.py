@@ -8,7 +8,7 @@ import pytest
 
 from fixres_edge.model import ModelCard
 from fixres_edge.policy import (
-    POLICY_VERSION, Scale, ScalePolicy, default_scales, round_to_stride, run_policy,
+    Scale, ScalePolicy, default_scales, round_to_stride, run_policy,
 )
 
 LITE0 = ModelCard(name="efficientnet_lite0", train_size=224, crop_pct=0.875, size_stride=32,
