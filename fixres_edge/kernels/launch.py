@@ -201,9 +201,11 @@ def pack(launch) -> "PackedLaunch":
         spec = f.metadata.get("array")
         if spec is not None:
             needed = spec.size(launch)
-            assert value.dtype == spec.dtype and value.flags.c_contiguous and value.size >= needed, (
-                f"{cls.__name__}.{f.name}: {value.dtype} {value.shape} "
-                f"(contiguous: {value.flags.c_contiguous}), the kernel reads {needed} of {np.dtype(spec.dtype)}")
+            # Raised, not asserted: ``python -O`` must not let a kernel read past a buffer.
+            if not (value.dtype == spec.dtype and value.flags.c_contiguous and value.size >= needed):
+                raise AssertionError(
+                    f"{cls.__name__}.{f.name}: {value.dtype} {value.shape} (contiguous: "
+                    f"{value.flags.c_contiguous}), the kernel reads {needed} of {np.dtype(spec.dtype)}")
             keep.append(value)
             value = value.ctypes.data
         record[f.name] = value
