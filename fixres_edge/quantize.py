@@ -10,31 +10,45 @@
 3. ONNX Runtime's ``quantize_static`` writes a QDQ model with per-channel int8 weights and uint8
    activations (U8S8: with int8 activations ONNX Runtime's CPU provider leaves the convolutions
    next to residual ``Add`` nodes in float32, which costs most of the speed-up);
-4. the int8 model gets the float model's metadata and card (plus ``"quantization"``; a card-less
+   The stem convolution and the classifier stay float32 by default: they are the layers most
+   sensitive to rounding, and together a small part of the work (a 3-channel convolution is a poor
+   fit for int8 kernels anyway);
+4. bias correction (:mod:`fixres_edge.bias_correction`) removes the mean output shift that rounding
+   each layer's weights causes, measured on the calibration photos;
+5. the int8 model gets the float model's metadata and card (plus ``"quantization"``; a card-less
    model gets the preprocessing it was calibrated with written as its card);
-5. both models run on the held-out photos at every size (paired: each photo decoded once, both
+6. both models run on the held-out photos at every size (paired: each photo decoded once, both
    models see the same tensor) and are timed interleaved on this device.
 
 The input model is only read. Needs the ``onnx`` package (the ``quantize`` extra).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from fixres_edge.errors import ITEM_ERRORS, one_line
 from fixres_edge.policy import Scale
 
+if TYPE_CHECKING:
+    from fixres_edge.bias_correction import BiasCorrection
+
 #: What the int8 card and metadata say about the quantisation.
 QUANTIZATION_NOTE = "int8 QDQ per-channel static"
+#: Added to it when the biases were corrected for the weights' rounding ...
+CORRECTED = "bias-corrected"
+#: ... and when the stem convolution and the classifier stayed float32.
+FIRST_LAST_FLOAT = "stem and classifier float32"
 #: ONNX Runtime calibration methods.
 METHODS = ("minmax", "entropy", "percentile")
 #: Operators that only a quantised graph contains.
@@ -161,9 +175,13 @@ def write_metadata(fp32_proto, int8_path: Path, card: dict, note: str = QUANTIZA
 
 
 def quantize_static_qdq(fp32_path: Path, out_path: Path, reader, *, method: str = "minmax",
-                        exclude: Sequence[str] = ()) -> None:
+                        exclude: Sequence[str] = (), correction_reader=None, threads: int | None = 1):
     """ONNX Runtime's pre-processing (shape inference, basic graph optimisations) then
-    ``quantize_static`` (QDQ, per-channel, U8S8) from ``fp32_path`` into ``out_path``."""
+    ``quantize_static`` (QDQ, per-channel, U8S8) from ``fp32_path`` into ``out_path``; then, given a
+    ``correction_reader`` (same protocol as ``reader``), bias correction measured on its inputs.
+
+    Returns the :class:`~fixres_edge.bias_correction.BiasCorrection`, or ``None`` without a reader.
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -176,21 +194,42 @@ def quantize_static_qdq(fp32_path: Path, out_path: Path, reader, *, method: str 
         # ONNX's own shape inference suffices for a CNN; the symbolic one (sympy) only when present.
         quant_pre_process(str(fp32_path), str(prepared),
                           skip_symbolic_shape=importlib.util.find_spec("sympy") is None)
-        quantize_static(str(prepared), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=calibrate_method, nodes_to_exclude=list(exclude) or None)
+        # The histogram calibrators print their progress to stdout, where `quantize --json` writes.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(str(prepared), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=calibrate_method, nodes_to_exclude=list(exclude) or None)
+        if correction_reader is None:
+            return None
+        from fixres_edge.bias_correction import correct_biases
+
+        # Against the pre-processed float graph: the int8 graph's nodes carry its names and weights.
+        return correct_biases(prepared, out_path, correction_reader, threads=threads)
 
 
 def first_and_last_compute_nodes(proto) -> list[str]:
-    """Names of the stem Conv and the classifier Gemm/MatMul (often the most quantisation-sensitive)."""
+    """Names of the stem Conv and the classifier Gemm/MatMul (often the most quantisation-sensitive);
+    none for a graph of fewer than three such layers, which would leave little or nothing in int8."""
     compute = [n for n in proto.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
-    return [compute[0].name, compute[-1].name] if compute else []
+    return [n.name for n in (compute[0], compute[-1]) if n.name] if len(compute) >= 3 else []
+
+
+def quantization_note(corrected: bool, excluded: Sequence[str]) -> str:
+    """What the int8 card and metadata say: :data:`QUANTIZATION_NOTE` and what was done beyond it."""
+    parts = [QUANTIZATION_NOTE]
+    if corrected:
+        parts.append(CORRECTED)
+    if excluded:
+        parts.append(FIRST_LAST_FLOAT)
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------- report
 @dataclass(frozen=True)
 class SizeResult:
-    """Both models at one scale on the held-out photos: top-1, paired differences, latency (ms)."""
+    """Both models at one scale on the held-out photos: top-1, paired differences, the mean KL divergence
+    of int8's class probabilities from float32's (nats; a fidelity measure far less noisy than top-1 on
+    a few hundred photos), latency (ms)."""
 
     scale: Scale
     top1_fp32: float
@@ -198,6 +237,7 @@ class SizeResult:
     changed: int
     int8_only_right: int
     fp32_only_right: int
+    kl: float = 0.0
     ms_fp32: float | None = None
     ms_int8: float | None = None
 
@@ -208,7 +248,7 @@ class SizeResult:
     def to_dict(self) -> dict[str, Any]:
         return {"scale": str(self.scale), "size": self.scale.size, "crop_pct": self.scale.crop_pct,
                 "top1_fp32": self.top1_fp32, "top1_int8": self.top1_int8, "changed": self.changed,
-                "int8_only_right": self.int8_only_right, "fp32_only_right": self.fp32_only_right,
+                "int8_only_right": self.int8_only_right, "fp32_only_right": self.fp32_only_right, "kl": self.kl,
                 "ms_fp32": self.ms_fp32, "ms_int8": self.ms_int8, "ratio": self.ratio}
 
 
@@ -226,6 +266,7 @@ class QuantizeReport:
     calibration_scales: tuple[Scale, ...] = ()
     errors: tuple = ()
     excluded: tuple = ()
+    bias_correction: BiasCorrection | None = None
     written: bool = True
     device: str = ""
     seconds: dict = field(default_factory=dict)
@@ -235,13 +276,16 @@ class QuantizeReport:
                 "held_out": self.held_out, "scales": [str(s) for s in self.scales],
                 "calibration_scales": [str(s) for s in self.calibration_scales],
                 "sizes": [s.to_dict() for s in self.sizes], "errors": [list(e) for e in self.errors],
-                "excluded": list(self.excluded), "written": self.written, "device": self.device,
+                "excluded": list(self.excluded),
+                "bias_correction": None if self.bias_correction is None else self.bias_correction.to_dict(),
+                "written": self.written, "device": self.device,
                 "seconds": self.seconds}
 
 
 def quantize_model(model, out, images: Sequence, *, sizes: Sequence[int] | None = None,
-                   calib_every: int = DEFAULT_CALIB_EVERY, method: str = "minmax", exclude_first_last: bool = False,
-                   threads: int | None = 1, latency_repeats: int = 30, max_drop: float | None = None,
+                   calib_every: int = DEFAULT_CALIB_EVERY, method: str = "minmax", exclude_first_last: bool = True,
+                   bias_correction: bool = True, threads: int | None = 1, latency_repeats: int = 30,
+                   max_drop: float | None = None,
                    progress: Callable[[], None] | None = None, **preprocessing) -> QuantizeReport:
     """Quantise ``model`` to int8 into ``out`` and compare the two (see the module docstring).
 
@@ -260,7 +304,11 @@ def quantize_model(model, out, images: Sequence, *, sizes: Sequence[int] | None 
         Every ``calib_every``-th photo (sorted order) calibrates; the others are held out.
     method : {"minmax", "entropy", "percentile"}
     exclude_first_last : bool
-        Keep the stem convolution and the classifier in float32.
+        Keep the stem convolution and the classifier in float32 (models with at least three
+        Conv/Gemm/MatMul layers).
+    bias_correction : bool
+        Remove the mean output shift of each layer's int8 weights, measured on the calibration photos
+        at every size (see :mod:`fixres_edge.bias_correction`).
     threads : int or None
         ONNX Runtime threads for the comparison and its latency.
     latency_repeats : int
@@ -316,9 +364,14 @@ def quantize_model(model, out, images: Sequence, *, sizes: Sequence[int] | None 
         # ONNX Runtime's histogram methods (entropy, percentile) stack every calibration tensor, so
         # they need one input size: the training size. MinMax only keeps extremes and sees them all.
         calibrate_at = scales if method == "minmax" else (reference_scale(fp32),)
-        reader = CalibrationReader(fp32, [good[i].source for i in calib_index], calibrate_at, progress)
-        quantize_static_qdq(source, candidate, reader, method=method, exclude=exclude)
-        write_metadata(proto, candidate, int8_card(fp32.card, fp32.settings))
+        calibration = [good[i].source for i in calib_index]
+        reader = CalibrationReader(fp32, calibration, calibrate_at, progress)
+        # The shifts are averaged, not stacked, so every size of the scale set is measured.
+        correction_reader = CalibrationReader(fp32, calibration, scales, progress) if bias_correction else None
+        correction = quantize_static_qdq(source, candidate, reader, method=method, exclude=exclude,
+                                         correction_reader=correction_reader, threads=threads)
+        note = quantization_note(correction is not None and correction.corrected > 0, exclude)
+        write_metadata(proto, candidate, int8_card(fp32.card, fp32.settings, note), note)
         _copy_labels(fp32, source, candidate)  # the card's labels file, which loading it needs
         seconds["quantize"] = time.perf_counter() - t0
 
@@ -340,10 +393,13 @@ def quantize_model(model, out, images: Sequence, *, sizes: Sequence[int] | None 
         results = []
         for i, scale in enumerate(scales):
             a, b = ranks[:, i], ranks[:, len(scales) + i]
-            pa, pb = scores.probs[:, i].argmax(axis=1), scores.probs[:, len(scales) + i].argmax(axis=1)
+            p, q = scores.probs[:, i].astype(np.float64), scores.probs[:, len(scales) + i].astype(np.float64)
+            pa, pb = p.argmax(axis=1), q.argmax(axis=1)
+            tiny = np.finfo(np.float32).tiny  # probabilities are float32: none is smaller unless zero
+            kl = float(np.mean(np.sum(p * (np.log(np.maximum(p, tiny)) - np.log(np.maximum(q, tiny))), axis=1)))
             ms = [latency[s].cost if s in latency else None for s in (joint[i], joint[len(scales) + i])]
             results.append(SizeResult(scale.geometry, float(a.mean()), float(b.mean()), int((pa != pb).sum()),
-                                      int((b & ~a).sum()), int((a & ~b).sum()), *ms))
+                                      int((b & ~a).sum()), int((a & ~b).sum()), kl, *ms))
         drop = max(100 * (r.top1_fp32 - r.top1_int8) for r in results)
         written = max_drop is None or drop <= max_drop
         if written:
@@ -356,7 +412,7 @@ def quantize_model(model, out, images: Sequence, *, sizes: Sequence[int] | None 
     return QuantizeReport(model=str(source), out=str(out), method=method, calibration=len(calib_index),
                           held_out=scores.n, scales=tuple(scales), sizes=tuple(results),
                           calibration_scales=tuple(calibrate_at), errors=tuple(errors),
-                          excluded=tuple(exclude), written=written, device=device_description(threads),
+                          excluded=tuple(exclude), bias_correction=correction, written=written, device=device_description(threads),
                           seconds=seconds)
 
 

@@ -149,6 +149,13 @@ def test_histogram_methods_calibrate_at_the_training_size(method, tiny, photos, 
     assert [s.size for s in report.scales] == [8, 16, 24] and len(report.sizes) == 3
 
 
+def test_json_output_is_one_object_with_a_histogram_method(tiny, photos, tmp_path, capsys):
+    """ONNX Runtime's histogram calibrators print progress to stdout; ``--json`` must stay parseable."""
+    code, text, _ = run_cli(["quantize", str(tiny), str(photos), "--out", str(tmp_path / "p.onnx"), "--repeats",
+                             "0", "--calib-every", "3", "--method", "percentile", "--json"], capsys)
+    assert code == 0 and json.loads(text)["method"] == "percentile"
+
+
 def test_calibration_reader_feeds_what_predict_feeds(tiny, photos):
     clf = Classifier(tiny, threads=1)
     items = LabeledFolder(photos, num_classes=3).items[:2]

@@ -8,6 +8,8 @@ can tell what the model was fed:
 * :func:`classes_model` returns K logits, ``channel means @ W`` with a fixed seeded ``W``;
 * :func:`color_model` is a 3-class "which color is brightest" classifier for labeled folders
   (:mod:`tiny_images` makes the folders);
+* :func:`conv_model` is a small convolutional 3-class network (strided, depthwise and pointwise
+  convolutions, a Gemm head) whose weights quantise coarsely, for int8 and bias-correction tests;
 * :func:`normalizing_model` takes uint8 pixels and normalizes inside the graph, as exported
   quantized or "pixels in" models do;
 * :func:`two_input_model`, :func:`rank3_model`, :func:`typed_model`: inputs the Classifier must
@@ -122,6 +124,41 @@ def color_model(path, size: int | None = None, card: dict | None = COLOR_CARD, g
     nodes += [helper.make_node("ReduceMean", [source], ["means"], axes=[2, 3], keepdims=0),
               helper.make_node("MatMul", ["means", "W"], ["logits"])]
     return save_model(helper.make_graph(nodes, "color", [x], [y], weights), path, card)
+
+
+def outlier_weights(rng, shape, outlier: float = 4.0) -> np.ndarray:
+    """Gaussian weights with one large weight per output channel (axis 0): per-channel int8 then
+    rounds the others coarsely, as in real depthwise layers."""
+    w = rng.normal(0.0, 0.3, shape).astype(np.float32)
+    flat = w.reshape(shape[0], -1)
+    flat[np.arange(shape[0]), rng.integers(0, flat.shape[1], shape[0])] = outlier
+    return w
+
+
+def conv_model(path, card: dict | None = COLOR_CARD, seed: int = 0) -> Path:
+    """A small CNN classifier with biases: Conv 3x3/2 (3->8) - Relu - depthwise Conv 3x3 - Relu -
+    pointwise Conv 1x1 without bias - GlobalAveragePool - Flatten - Gemm (8->3, transB) - logits.
+
+    Node names: ``stem``, ``depthwise``, ``pointwise`` (no bias), ``head``."""
+    rng = np.random.default_rng(seed)
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    arrays = {"stem_w": outlier_weights(rng, (8, 3, 3, 3)), "stem_b": rng.normal(0, 0.1, 8),
+              "dw_w": outlier_weights(rng, (8, 1, 3, 3)), "dw_b": rng.normal(0, 0.1, 8),
+              "pw_w": outlier_weights(rng, (8, 8, 1, 1)),
+              "head_w": outlier_weights(rng, (3, 8), outlier=2.0), "head_b": rng.normal(0, 0.1, 3)}
+    weights = [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in arrays.items()]
+    nodes = [helper.make_node("Conv", ["image", "stem_w", "stem_b"], ["a"], name="stem", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["a"], ["a_relu"]),
+             helper.make_node("Conv", ["a_relu", "dw_w", "dw_b"], ["b"], name="depthwise", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1], group=8),
+             helper.make_node("Relu", ["b"], ["b_relu"]),
+             helper.make_node("Conv", ["b_relu", "pw_w"], ["c"], name="pointwise", kernel_shape=[1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "head_w", "head_b"], ["logits"], name="head", transB=1)]
+    return save_model(helper.make_graph(nodes, "conv", [x], [y], weights), path, card)
 
 
 def normalizing_model(path, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), size: int | None = None,

@@ -28,8 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use N images, evenly spaced over the sorted list")
     parser.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax",
                         help="calibration method (default minmax)")
-    parser.add_argument("--exclude-first-last", action="store_true",
-                        help="keep the stem convolution and the classifier in float32")
+    parser.add_argument("--exclude-first-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep the stem convolution and the classifier in float32 (default; "
+                             "--no-exclude-first-last quantises them too)")
+    parser.add_argument("--no-bias-correction", dest="bias_correction", action="store_false",
+                        help="keep ONNX Runtime's biases as they are (default: correct each layer's bias for "
+                             "the mean shift its int8 weights cause, measured on the calibration photos)")
     parser.add_argument("--max-drop", type=float, metavar="P", default=None,
                         help="do not write the model if int8 top-1 falls more than P points below float32 at "
                              "any size")
@@ -48,8 +52,9 @@ def report_text(report) -> str:
              f"photos   {report.calibration} calibrate ({report.method}, at "
              f"{', '.join(map(str, report.calibration_scales or report.scales))}), {report.held_out} held out"
              + (f"; kept in float32: {', '.join(report.excluded)}" if report.excluded else ""),
+             f"bias     {_bias_text(report.bias_correction)}",
              f"device   {report.device}", "",
-             f"{'scale':<10} {'fp32 top-1':>10} {'int8 top-1':>10} {'diff':>6} {'changed':>8} "
+             f"{'scale':<10} {'fp32 top-1':>10} {'int8 top-1':>10} {'diff':>6} {'changed':>8} {'KL':>7} "
              f"{'fp32 ms':>8} {'int8 ms':>8} {'ratio':>6}"]
     one_crop = len({r.scale.crop_pct for r in report.sizes}) == 1
     for r in report.sizes:
@@ -57,8 +62,9 @@ def report_text(report) -> str:
         ms = (f"{r.ms_fp32:>8.2f} {r.ms_int8:>8.2f} {r.ratio:>5.2f}x" if r.ratio is not None
               else f"{'-':>8} {'-':>8} {'-':>6}")
         lines.append(f"{name:<10} {100 * r.top1_fp32:>9.1f}% {100 * r.top1_int8:>9.1f}% "
-                     f"{100 * (r.top1_int8 - r.top1_fp32):>+6.1f} {r.changed:>8} {ms}")
+                     f"{100 * (r.top1_int8 - r.top1_fp32):>+6.1f} {r.changed:>8} {r.kl:>7.4f} {ms}")
     lines.append("")
+    lines.append("KL: mean divergence of int8's class probabilities from fp32's (nats; lower is closer)")
     lines.append("changed: photos whose top-1 class differs (int8 right where fp32 wrong / the reverse: "
                  + ", ".join(f"{r.scale}: {r.int8_only_right}/{r.fp32_only_right}" for r in report.sizes)
                  + ")")
@@ -67,6 +73,16 @@ def report_text(report) -> str:
     else:
         lines.append("not written: int8 top-1 fell by more than --max-drop at some size")
     return "\n".join(lines)
+
+
+def _bias_text(correction) -> str:
+    if correction is None:
+        return "not corrected (--no-bias-correction)"
+    text = (f"corrected in {correction.corrected} layers, measured on the calibration photos "
+            f"({correction.inputs} inputs: photos x sizes)")
+    if correction.skipped:
+        text += f"; {len(correction.skipped)} layers without a per-channel bias left as they are"
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,10 +101,13 @@ def run(args: argparse.Namespace) -> int:
     folder = LabeledFolder(args.directory, classes=args.classes, labels=probe.labels,
                            num_classes=len(probe.labels) or None, limit=args.limit)
     del probe
-    bar = progress_bar(len(folder), "quantize")
+    # Calibration photos are read twice with bias correction: for the ranges, then for the shifts.
+    calibrating = -(-len(folder) // args.calib_every)
+    bar = progress_bar(len(folder) + (calibrating if args.bias_correction else 0), "quantize")
     try:
         report = quantize_model(args.model, args.out, folder.items, sizes=args.sizes, calib_every=args.calib_every,
                                 method=args.method, exclude_first_last=args.exclude_first_last,
+                                bias_correction=args.bias_correction,
                                 threads=args.threads, latency_repeats=args.repeats, max_drop=args.max_drop,
                                 progress=bar.update, **preprocessing)
     finally:

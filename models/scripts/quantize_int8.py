@@ -42,8 +42,12 @@ def main(argv=None) -> int:
                              "better for this model)")
     parser.add_argument("--calib-every", type=int, default=5, help="calibrate on every N-th sorted photo")
     parser.add_argument("--method", choices=METHODS, default="minmax", help="calibration method")
+    # The shipped file predates these two defaults of `fixres-edge quantize`: here they are opt-in,
+    # so that the script's defaults rebuild the shipped file.
     parser.add_argument("--exclude-first-last", action="store_true",
-                        help="keep the stem conv and the classifier in float32")
+                        help="keep the stem conv and the classifier in float32 (fixres-edge quantize's default)")
+    parser.add_argument("--bias-correction", action="store_true",
+                        help="correct the biases for the weights' rounding (fixres-edge quantize's default)")
     parser.add_argument("--max-drop", type=float, default=1.0, help="max top-1 drop (points) to keep the model")
     parser.add_argument("--force", action="store_true", help="write the model even if it fails --max-drop")
     parser.add_argument("--reps", type=int, default=200, help="interleaved latency rounds")
@@ -60,7 +64,8 @@ def main(argv=None) -> int:
 
     folder = LabeledFolder(args.photos, classes=args.classes)
     report = quantize_model(args.model, args.out, folder.items, sizes=args.sizes, calib_every=args.calib_every,
-                            method=args.method, exclude_first_last=args.exclude_first_last, threads=1,
+                            method=args.method, exclude_first_last=args.exclude_first_last,
+                            bias_correction=args.bias_correction, threads=1,
                             latency_repeats=args.reps, max_drop=None if args.force else args.max_drop)
     print(report_text(report))
     return 0 if report.written and not report.errors else 1
