@@ -140,6 +140,21 @@ def test_policy_file(tiny, photos, tmp_path, capsys):
     assert [s["size"] for s in record["scales"]] == [24, 40] and len(record["per_scale"]) == 2
 
 
+def test_table_names_the_variant_that_answered(tiny, photos, tmp_path, capsys):
+    from fixres_edge.policy import Scale
+
+    (tmp_path / "other.onnx").write_bytes(tiny.read_bytes())
+    scales = [Scale(24, 0.875), Scale(40, 0.875, str(tmp_path / "other.onnx"))]
+    policy = ScalePolicy(model="tiny", scales=scales, mode="cascade", threshold=1.0)
+    path = policy.save(tmp_path / "policy.json")
+    code = main(["classify", str(photos / "c.jpeg"), "--model", str(tiny), "--policy", str(path), "--topk", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and lines[0].split() == ["path", "rank", "label", "prob", "scale", "ms"]
+    # The cascade never stops at 24 (threshold 1.0): the file variant answered, at 40.
+    assert lines[1].split()[-3:-1] == ["other", "40"]
+    assert lines[0].index("scale") + len("scale") == lines[1].index("other 40") + len("other 40")
+
+
 def test_res_and_policy_are_exclusive(tiny, capsys):
     with pytest.raises(SystemExit):
         main(["classify", "--model", str(tiny), "--res", "32", "--policy", "p.json"])

@@ -124,20 +124,35 @@ def expand_paths(args: list[str], recursive: bool = False) -> list[tuple[str, st
     return items
 
 
-def _table_header(path_width: int, label_width: int) -> str:
+def _variant_name(variant: str | None) -> str:
+    """A scale's variant as the table shows it: a bundled name, or an ONNX file's stem."""
+    return "" if variant is None else os.path.splitext(os.path.basename(variant))[0]
+
+
+def _scale_width(policy) -> int:
+    """Width of the table's scale column: sizes, and "variant size" when the policy names variants."""
+    return max([4] + [len(f"{_variant_name(s.variant)} {s.size}".strip()) for s in policy.scales])
+
+
+def _table_header(path_width: int, label_width: int, scale_width: int = 4) -> str:
+    name = "size" if scale_width == 4 else "scale"
     return (f"{'path':<{path_width}}  {'rank':>4}  {'label':<{label_width}}  {'prob':>6}  "
-            f"{'size':>4}  {'ms':>7}")
+            f"{name:>{scale_width}}  {'ms':>7}")
 
 
-def _table_rows(prediction, path_width: int, label_width: int, shown_path: str | None = None) -> list[str]:
+def _table_rows(prediction, path_width: int, label_width: int, shown_path: str | None = None,
+                scale_width: int = 4) -> list[str]:
+    # The scale that answered: with variants (e.g. int8, then fp32 for uncertain photos) say which ran.
+    answered = prediction.scales[-1] if prediction.scales else None
+    scale = f"{_variant_name(answered.variant if answered else None)} {prediction.size}".strip()
     rows = []
     for rank, item in enumerate(prediction.top, start=1):
         first = rank == 1
         path = (shown_path or prediction.path) if first else ""
-        size = str(prediction.size) if first else ""
+        cell = scale if first else ""
         ms = f"{prediction.timings_ms['total']:.1f}" if first else ""
         rows.append(f"{path:<{path_width}}  {rank:>4}  {item.label:<{label_width}}  {item.prob:>6.4f}  "
-                    f"{size:>4}  {ms:>7}")
+                    f"{cell:>{scale_width}}  {ms:>7}")
     return rows
 
 
@@ -241,6 +256,7 @@ def _classify_files(args: argparse.Namespace, classifier, items: list[tuple[str,
     shown = {items[0][0]: DEMO_PHOTO} if not args.paths else {}
     path_width = max([len(shown.get(p, p)) for p, _ in items] + [4])
     label_width = min(max((len(name) for name in classifier.labels), default=5), 32)
+    scale_width = _scale_width(classifier.policy)
     header_done = False
     failed = 0
     for path, problem in items:
@@ -265,7 +281,8 @@ def _classify_files(args: argparse.Namespace, classifier, items: list[tuple[str,
             print(json.dumps(_json_record(prediction)), file=out, flush=True)
             continue
         if not header_done:
-            print(_table_header(path_width, label_width), file=out)
+            print(_table_header(path_width, label_width, scale_width), file=out)
             header_done = True
-        print("\n".join(_table_rows(prediction, path_width, label_width, shown.get(path))), file=out, flush=True)
+        print("\n".join(_table_rows(prediction, path_width, label_width, shown.get(path), scale_width)), file=out,
+              flush=True)
     return 1 if failed else 0
