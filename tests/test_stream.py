@@ -173,6 +173,19 @@ def test_human_output(tiny, video, capsys):
     assert "fps" in lines[5] and "latency mean" in lines[5]
 
 
+def test_human_output_names_the_variant_that_answered(tiny, video, tmp_path, capsys):
+    from fixres_edge.policy import Scale, ScalePolicy
+
+    (tmp_path / "other.onnx").write_bytes(tiny.read_bytes())
+    scales = [Scale(24, 0.875), Scale(40, 0.875, str(tmp_path / "other.onnx"))]
+    policy = ScalePolicy(model="tiny", scales=scales, mode="cascade", threshold=1.0).save(tmp_path / "p.json")
+    code = main(["classify", "--video", str(video), "--model", str(tiny), "--policy", str(policy), "--max-frames", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and lines[0].split() == ["frame", "label", "prob", "scale", "fps", "latency", "ms"]
+    # The cascade never stops at 24 (threshold 1.0): every frame is answered by the file variant at 40.
+    assert all("other 40" in row for row in lines[1:3])
+
+
 def test_realtime_pacing_keeps_every_frame(tiny, tmp_path, capsys):
     # 200 fps: pacing must not drop or reorder frames (timing itself is not asserted).
     path = write_video(tmp_path / "fast.avi", frames=6, fps=200.0)

@@ -10,20 +10,23 @@ import sys
 import traceback
 from typing import TextIO
 
+from fixres_edge.commands._scale_column import SIZE_WIDTH, column_width, scale_cell, scale_title
+
 # As the shell reports a Ctrl-C'd program (128 + SIGINT), so that a script looping over videos stops too.
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 _PROGRAM = "fixres-edge classify"
 
 
-def _header(label_width: int) -> str:
-    return f"{'frame':>7}  {'label':<{label_width}}  {'prob':>6}  {'size':>4}  {'fps':>6}  {'latency ms':>10}"
+def _header(label_width: int, scale_width: int = SIZE_WIDTH) -> str:
+    return (f"{'frame':>7}  {'label':<{label_width}}  {'prob':>6}  {scale_title(scale_width):>{scale_width}}  "
+            f"{'fps':>6}  {'latency ms':>10}")
 
 
-def _row(result, label_width: int) -> str:
+def _row(result, label_width: int, scale_width: int = SIZE_WIDTH) -> str:
     best = result.prediction.top[0]
     return (f"{result.index:>7}  {best.label[:label_width]:<{label_width}}  {best.prob:>6.4f}  "
-            f"{result.prediction.size:>4}  {result.fps:>6.1f}  {result.latency_ms:>10.1f}")
+            f"{scale_cell(result.prediction):>{scale_width}}  {result.fps:>6.1f}  {result.latency_ms:>10.1f}")
 
 
 def _summary_line(summary) -> str:
@@ -52,6 +55,7 @@ def print_stream(run, *, json_lines: bool = False, out: TextIO | None = None, er
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     label_width = min(max((len(label) for label in run.classifier.labels), default=5), 32)
+    scale_width = column_width(run.classifier.policy)
     header_done = False
     with run:
         for result in run:
@@ -66,9 +70,9 @@ def print_stream(run, *, json_lines: bool = False, out: TextIO | None = None, er
                 print(json.dumps(result.to_dict()), file=out, flush=True)
             else:
                 if not header_done:
-                    print(_header(label_width), file=out)
+                    print(_header(label_width, scale_width), file=out)
                     header_done = True
-                print(_row(result, label_width), file=out, flush=True)
+                print(_row(result, label_width, scale_width), file=out, flush=True)
     summary = run.summary()
     if json_lines:
         print(json.dumps({"summary": summary.to_dict()}), file=out, flush=True)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from fixres_edge.commands._model_options import add_model_options, build_classifier
+from fixres_edge.commands._scale_column import SIZE_WIDTH, column_width, scale_cell, scale_title
 from fixres_edge.constants import IMAGE_EXTENSIONS
 from fixres_edge.errors import with_name
 
@@ -124,27 +125,15 @@ def expand_paths(args: list[str], recursive: bool = False) -> list[tuple[str, st
     return items
 
 
-def _variant_name(variant: str | None) -> str:
-    """A scale's variant as the table shows it: a bundled name, or an ONNX file's stem."""
-    return "" if variant is None else os.path.splitext(os.path.basename(variant))[0]
-
-
-def _scale_width(policy) -> int:
-    """Width of the table's scale column: sizes, and "variant size" when the policy names variants."""
-    return max([4] + [len(f"{_variant_name(s.variant)} {s.size}".strip()) for s in policy.scales])
-
-
-def _table_header(path_width: int, label_width: int, scale_width: int = 4) -> str:
-    name = "size" if scale_width == 4 else "scale"
+def _table_header(path_width: int, label_width: int, scale_width: int = SIZE_WIDTH) -> str:
     return (f"{'path':<{path_width}}  {'rank':>4}  {'label':<{label_width}}  {'prob':>6}  "
-            f"{name:>{scale_width}}  {'ms':>7}")
+            f"{scale_title(scale_width):>{scale_width}}  {'ms':>7}")
 
 
 def _table_rows(prediction, path_width: int, label_width: int, shown_path: str | None = None,
-                scale_width: int = 4) -> list[str]:
-    # The scale that answered: with variants (e.g. int8, then fp32 for uncertain photos) say which ran.
-    answered = prediction.scales[-1] if prediction.scales else None
-    scale = f"{_variant_name(answered.variant if answered else None)} {prediction.size}".strip()
+                scale_width: int = SIZE_WIDTH) -> list[str]:
+    # With variants (e.g. int8, then fp32 for uncertain photos) the scale cell says which one answered.
+    scale = scale_cell(prediction)
     rows = []
     for rank, item in enumerate(prediction.top, start=1):
         first = rank == 1
@@ -256,7 +245,7 @@ def _classify_files(args: argparse.Namespace, classifier, items: list[tuple[str,
     shown = {items[0][0]: DEMO_PHOTO} if not args.paths else {}
     path_width = max([len(shown.get(p, p)) for p, _ in items] + [4])
     label_width = min(max((len(name) for name in classifier.labels), default=5), 32)
-    scale_width = _scale_width(classifier.policy)
+    scale_width = column_width(classifier.policy)
     header_done = False
     failed = 0
     for path, problem in items:
