@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 from fixres_edge import benchmark as bm
+from fixres_edge.policy import variant_text
 from report import finish_script_report, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +171,7 @@ def _variant_name(variant: str | None) -> str:
     if variant is None:
         return ""
     name = Path(variant).name
-    return {FP32_NAME: "fp32", INT8_NAME: "int8"}.get(name, Path(name).stem)
+    return {FP32_NAME: "fp32", INT8_NAME: "int8"}.get(name) or variant_text(name)
 
 
 def _policy_text(candidate: dict) -> str:

@@ -130,10 +130,11 @@ def weight_errors(float_proto, int8_proto) -> tuple[list[WeightError], list[str]
                 or (node.op_type == "Gemm" and _attribute(node, "transA", 0))):
             skipped.append(node.name)
             continue
-        error = quantized - numpy_helper.to_array(float_inits[source.input[1]]).astype(np.float64)
-        if error.shape != quantized.shape:
+        float_weights = numpy_helper.to_array(float_inits[source.input[1]]).astype(np.float64)
+        if float_weights.shape != quantized.shape:
             skipped.append(node.name)
             continue
+        error = quantized - float_weights
         if node.op_type == "Gemm":
             error = (error.T if _attribute(node, "transB", 0) else error) * _attribute(node, "alpha", 1.0)
             divisor = float(_attribute(node, "beta", 1.0))

@@ -60,6 +60,13 @@ def check_variant(variant: Any) -> str | None:
                      f"or an ONNX file name ending in .onnx (relative to the policy file)")
 
 
+def variant_text(variant: str | None) -> str:
+    """A variant as tables show it: the bundled names as they are, a file by its stem; "" for none."""
+    if variant is None:
+        return ""
+    return variant if variant in BUNDLED_VARIANTS else Path(variant).stem
+
+
 @dataclass(frozen=True)
 class Scale:
     """One evaluation scale: input size ``size`` (pixels), ``crop_pct`` in (0, 1], and the model

@@ -11,17 +11,10 @@ from typing import TYPE_CHECKING, Sequence
 
 from fixres_edge.calibrate.search import Candidate, SearchResult
 from fixres_edge.evaluate import format_percent
-from fixres_edge.policy import BUNDLED_VARIANTS, Scale
+from fixres_edge.policy import Scale, variant_text
 
 if TYPE_CHECKING:
     from fixres_edge.calibrate import Calibration
-
-
-def variant_text(variant: str | None) -> str:
-    """A variant as tables show it: the bundled names as they are, a file by its stem."""
-    if variant is None:
-        return ""
-    return variant if variant in BUNDLED_VARIANTS else Path(variant).stem
 
 
 def scales_text(scales: Sequence[Scale], kind: str, all_scales: Sequence[Scale]) -> str:

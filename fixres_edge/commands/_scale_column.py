@@ -2,20 +2,15 @@
 model variant that ran it when the policy names variants (``int8 256``)."""
 from __future__ import annotations
 
-import os
+from fixres_edge.policy import variant_text
 
 #: Width of a plain size column ("size", up to 4 digits).
 SIZE_WIDTH = 4
 
 
-def variant_name(variant: str | None) -> str:
-    """A scale's variant as the table shows it: a bundled name, or an ONNX file's stem."""
-    return "" if variant is None else os.path.splitext(os.path.basename(variant))[0]
-
-
 def column_width(policy) -> int:
     """Width of the column for ``policy``: sizes, or "variant size" when the policy names variants."""
-    return max([SIZE_WIDTH] + [len(f"{variant_name(s.variant)} {s.size}".strip()) for s in policy.scales])
+    return max([SIZE_WIDTH] + [len(f"{variant_text(s.variant)} {s.size}".strip()) for s in policy.scales])
 
 
 def scale_title(width: int) -> str:
@@ -25,4 +20,4 @@ def scale_title(width: int) -> str:
 def scale_cell(prediction) -> str:
     """The scale that answered ``prediction`` (a cascade's last scale run)."""
     answered = prediction.scales[-1] if prediction.scales else None
-    return f"{variant_name(answered.variant if answered else None)} {prediction.size}".strip()
+    return f"{variant_text(answered.variant if answered else None)} {prediction.size}".strip()

@@ -29,6 +29,7 @@ import numpy as np
 
 from fixres_edge.benchmark import format_ms
 from fixres_edge.commands._model_options import add_model_options, build_classifier
+from fixres_edge.policy import variant_text
 
 NAME = "bench"
 HELP = "latency, memory and start-up report for this board (fixres_edge vs OpenCV / Pillow pipelines)"
@@ -102,11 +103,7 @@ def _frames(paths: list[str]) -> list[dict]:
 
 
 def _model_label(spec: str | None) -> str:
-    if spec in (None, "fp32"):
-        return "fp32"
-    if spec == "int8":
-        return "int8"
-    return Path(spec).stem
+    return "fp32" if spec is None else variant_text(spec)
 
 
 def _settings(args) -> dict:

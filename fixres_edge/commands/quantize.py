@@ -88,7 +88,7 @@ def _bias_text(correction) -> str:
 def run(args: argparse.Namespace) -> int:
     from fixres_edge.errors import with_name
     from fixres_edge.evaluate import LabeledFolder, progress_bar
-    from fixres_edge.quantize import quantize_model, require_onnx
+    from fixres_edge.quantize import quantize_model, require_onnx, split_calibration
 
     for flag, value, low in (("--calib-every", args.calib_every, 2), ("--threads", args.threads, 1),
                              ("--limit", args.limit, 1), ("--repeats", args.repeats, 0)):
@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
                            num_classes=len(probe.labels) or None, limit=args.limit)
     del probe
     # Calibration photos are read twice with bias correction: for the ranges, then for the shifts.
-    calibrating = -(-len(folder) // args.calib_every)
-    bar = progress_bar(len(folder) + (calibrating if args.bias_correction else 0), "quantize")
+    calibrating = split_calibration(len(folder), args.calib_every)[0].size if args.bias_correction else 0
+    bar = progress_bar(len(folder) + calibrating, "quantize")
     try:
         report = quantize_model(args.model, args.out, folder.items, sizes=args.sizes, calib_every=args.calib_every,
                                 method=args.method, exclude_first_last=args.exclude_first_last,
